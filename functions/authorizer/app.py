@@ -1,0 +1,19 @@
+"""Lambda REQUEST authorizer for every protected route: a session JWT or an API key.
+
+API Gateway answers 401 when this raises "Unauthorized"; otherwise the caller travels as context."""
+
+from typing import Any
+
+from echo_control import auth
+from echo_control.errors import EchoError
+from echo_control.observability import logger, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        return auth.authorizer_policy(event)
+    except EchoError as exc:
+        logger.info("request refused", extra={"reason": exc.message})
+        raise Exception("Unauthorized") from None

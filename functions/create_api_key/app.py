@@ -1,0 +1,25 @@
+"""POST /api/api-keys — a key for one of the caller's apps; the full key is in this response only."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from echo_control import keys
+from echo_control.http import entrypoint, json_response, make_resolver, user_caller
+from echo_control.models import ApiKeyCreate, ApiKeyCreated
+
+app = make_resolver()
+
+
+@app.post(
+    "/api/api-keys",
+    tags=["API keys"],
+    responses={201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}}},
+)
+def create_api_key(body: Annotated[ApiKeyCreate, Body()]) -> Response[ApiKeyCreated]:
+    created = keys.create_key(user_caller(app).user_id, body.echo_app_id, body.name, body.expires_at)
+    return json_response(created, 201, headers={"Cache-Control": "no-store"})
+
+
+lambda_handler = entrypoint(app)

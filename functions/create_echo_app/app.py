@@ -1,0 +1,24 @@
+"""POST /api/echo-apps — register an Echo app."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from echo_control import apps
+from echo_control.http import entrypoint, json_response, make_resolver, user_caller
+from echo_control.models import EchoAppCreate, EchoAppOut
+
+app = make_resolver()
+
+
+@app.post(
+    "/api/echo-apps",
+    tags=["Echo apps"],
+    responses={201: {"description": "Created", "content": {"application/json": {"model": EchoAppOut}}}},
+)
+def create_echo_app(body: Annotated[EchoAppCreate, Body()]) -> Response[EchoAppOut]:
+    return json_response(apps.create_app(user_caller(app).user_id, body), 201)
+
+
+lambda_handler = entrypoint(app)

@@ -1,0 +1,40 @@
+"""GET /api/transactions — the caller's LLM call history, newest first, filtered, cursor-paginated."""
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from echo_control import apps, auth, ledger
+from echo_control.http import entrypoint, make_resolver, user_caller
+from echo_control.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TransactionPage, TransactionStatus
+
+app = make_resolver()
+
+
+@app.get("/api/transactions", tags=["Transactions"])
+def list_transactions(
+    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[TransactionStatus | None, Query()] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+) -> TransactionPage:
+    owner = auth.acting_user(user_caller(app), user_id)
+    app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None
+    return ledger.list_transactions(
+        owner,
+        app_scope=app_scope,
+        model=model,
+        status=status,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+lambda_handler = entrypoint(app)

@@ -1,0 +1,33 @@
+"""POST /api/transactions — record one LLM call and debit its cost (API key; Idempotency-Key for retries)."""
+
+import json
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+
+from echo_control import ledger
+from echo_control.http import JSON, entrypoint, key_caller, make_resolver
+from echo_control.models import TransactionCreate, TransactionRecorded
+from echo_control.observability import metrics
+
+app = make_resolver()
+
+
+@app.post(
+    "/api/transactions",
+    tags=["Transactions"],
+    responses={201: {"description": "Recorded", "content": {"application/json": {"model": TransactionRecorded}}}},
+)
+def record_transaction(
+    body: Annotated[TransactionCreate, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
+) -> Response:
+    status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
+    if not replayed:
+        metrics.add_metric(name="TransactionsRecorded", unit="Count", value=1)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Response(status_code=status, content_type=JSON, body=json.dumps(response), headers=headers)
+
+
+lambda_handler = entrypoint(app)

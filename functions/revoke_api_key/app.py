@@ -1,0 +1,19 @@
+"""DELETE /api/api-keys/{id} — revoke a key; it is refused from the very next request."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from echo_control import keys
+from echo_control.http import entrypoint, make_resolver, user_caller
+from echo_control.models import ApiKeyOut
+
+app = make_resolver()
+
+
+@app.delete("/api/api-keys/<id>", tags=["API keys"])
+def revoke_api_key(id: Annotated[str, Path(max_length=64)]) -> ApiKeyOut:
+    return keys.revoke_key(user_caller(app).user_id, id)
+
+
+lambda_handler = entrypoint(app)

@@ -1,0 +1,22 @@
+"""PUT /api/echo-apps/{id} — change name, description, markup or the active flag (owner only)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from echo_control import apps
+from echo_control.http import entrypoint, make_resolver, user_caller
+from echo_control.models import EchoAppOut, EchoAppUpdate
+
+app = make_resolver()
+
+
+@app.put("/api/echo-apps/<id>", tags=["Echo apps"])
+def update_echo_app(
+    id: Annotated[str, Path(max_length=64)],
+    body: Annotated[EchoAppUpdate, Body()],
+) -> EchoAppOut:
+    return apps.update_app(user_caller(app).user_id, id, body)
+
+
+lambda_handler = entrypoint(app)

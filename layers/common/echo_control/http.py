@@ -1,0 +1,178 @@
+"""The handler room's shared parts: a resolver with every error mapped once, the caller, and the entry point."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel
+
+from echo_control import db, keys
+from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
+from echo_control.observability import logger, metrics, tracer
+
+JSON = "application/json"
+MAX_BODY_BYTES = 64 * 1024
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps({"error": {"code": code, "message": message, "details": details}})
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers or {})
+
+
+def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=model.model_dump_json(), headers=headers or {})
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: echoing the input back could leak a key or be huge.
+    return [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())[1:]) or str(err.get("loc", ("body",))[0]),
+            "in": str(err.get("loc", ("body",))[0]),
+            "message": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "invalid")),
+        }
+        for err in exc.errors()
+    ]
+
+
+def make_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(EchoError)
+    def _echo_error(exc: EchoError) -> Response:
+        headers = {}
+        if isinstance(exc, TooManyRequests | ServiceUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+        return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response:
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_response(400, "invalid_json", "The request body is not valid JSON", details)
+        return error_response(422, "validation_error", "The request is not valid", details)
+
+    @app.exception_handler(psycopg.OperationalError)
+    def _database_down(exc: psycopg.OperationalError) -> Response:
+        db.discard_connection()
+        logger.warning("database unavailable", extra={"error": str(exc)})
+        return error_response(
+            503,
+            "service_unavailable",
+            "The database is unavailable; retry shortly",
+            headers={"Retry-After": str(ServiceUnavailable.retry_after)},
+        )
+
+    @app.exception_handler(psycopg.errors.DataError)
+    def _bad_value(exc: psycopg.errors.DataError) -> Response:
+        return error_response(422, "validation_error", "A value is out of the accepted range")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side")
+
+    @app.not_found
+    def _no_route(exc: Exception) -> Response:
+        return error_response(404, "not_found", "No such route")
+
+    return app
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the authorizer let in: a signed-in user, or an API key acting for its user and app."""
+
+    user_id: UUID
+    email: str
+    role: str
+    auth_type: str  # "user" or "apiKey"
+    echo_app_id: UUID | None = None
+    api_key_id: UUID | None = None
+    app_markup: Decimal | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def caller(app: APIGatewayRestResolver) -> Caller:
+    context = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    user_id = db.as_uuid(context.get("userId"))
+    if user_id is None:
+        # Public routes never ask; a protected route without authorizer context is a deployment error.
+        raise Forbidden("No authenticated caller")
+    if context.get("authType") == "apiKey":
+        keys.check_rate(int(context.get("rateHits", 0)), int(context.get("rateRetryAfter", 60)))
+    return Caller(
+        user_id=user_id,
+        email=context.get("email", ""),
+        role=context.get("role", "user"),
+        auth_type=context.get("authType", "user"),
+        echo_app_id=db.as_uuid(context.get("echoAppId")),
+        api_key_id=db.as_uuid(context.get("apiKeyId")),
+        app_markup=Decimal(context["appMarkup"]) if context.get("appMarkup") else None,
+    )
+
+
+def user_caller(app: APIGatewayRestResolver) -> Caller:
+    """The caller of a management route, which takes a signed-in user, not an API key."""
+    who = caller(app)
+    if who.auth_type != "user":
+        raise Forbidden("This route takes a user session, not an API key", code="user_session_required")
+    return who
+
+
+def key_caller(app: APIGatewayRestResolver) -> Caller:
+    """The caller of a metering route, which takes an API key."""
+    who = caller(app)
+    if who.auth_type != "apiKey":
+        raise Forbidden("This route takes an API key (Bearer echo_…)", code="api_key_required")
+    return who
+
+
+def screen_request(event: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuses oversized bodies and non-JSON content before any handler runs; None lets the request on."""
+    body = event.get("body")
+    if body is None or body == "":
+        return None
+    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
+        return _raw_error(413, "payload_too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = (headers.get("content-type") or JSON).split(";")[0].strip().lower()
+    if content_type != JSON and not content_type.endswith("+json"):
+        return _raw_error(415, "unsupported_media_type", "Send the body as application/json")
+    return None
+
+
+def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps({"error": {"code": code, "message": message, "details": None}}),
+        "isBase64Encoded": False,
+    }
+
+
+def entrypoint(app: APIGatewayRestResolver, *, screen: bool = True) -> Callable[[dict, Any], dict]:
+    """The function's lambda_handler: observability around a screened app.resolve."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @metrics.log_metrics(raise_on_empty_metrics=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict, context: Any) -> dict:
+        if screen and (rejected := screen_request(event)) is not None:
+            return rejected
+        return app.resolve(event, context)
+
+    return lambda_handler

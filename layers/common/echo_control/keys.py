@@ -1,0 +1,117 @@
+"""API keys: echo_ + 256 random bits + a checksum; only a SHA-256 is stored; shown once, revocable."""
+
+import hashlib
+import hmac
+import secrets
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from echo_control import config, db
+from echo_control.errors import NotFound, TooManyRequests, Unprocessable
+from echo_control.models import ApiKeyCreated, ApiKeyList, ApiKeyOut, ValidateApiKeyOut
+
+KEY_PREFIX = "echo_"
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BODY_LENGTH = 43  # 32 random bytes in base62
+_CHECKSUM_LENGTH = 6  # CRC32 of the body in base62
+KEY_LENGTH = len(KEY_PREFIX) + _BODY_LENGTH + _CHECKSUM_LENGTH
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(_ALPHABET[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), _CHECKSUM_LENGTH)
+
+
+def generate_key() -> str:
+    body = _base62(int.from_bytes(secrets.token_bytes(32), "big"), _BODY_LENGTH)
+    return KEY_PREFIX + body + _checksum(body)
+
+
+def is_well_formed(key: str) -> bool:
+    """Length, alphabet and checksum: a typo or a made-up key never reaches the database."""
+    if len(key) != KEY_LENGTH or not key.startswith(KEY_PREFIX):
+        return False
+    body, checksum = key[len(KEY_PREFIX) : -_CHECKSUM_LENGTH], key[-_CHECKSUM_LENGTH:]
+    if any(c not in _ALPHABET for c in body):
+        return False
+    return hmac.compare_digest(checksum, _checksum(body))
+
+
+def key_hash(key: str) -> bytes:
+    # The key has 256 bits of entropy, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _to_out(row: dict[str, Any]) -> ApiKeyOut:
+    now = datetime.now(UTC)
+    active = row["revoked_at"] is None and (row["expires_at"] is None or row["expires_at"] > now)
+    return ApiKeyOut(
+        id=str(row["id"]),
+        name=row["name"],
+        key_prefix=row["key_prefix"],
+        last4=row["key_last4"],
+        echo_app_id=str(row["echo_app_id"]),
+        user_id=str(row["user_id"]),
+        is_active=active,
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+        created_at=row["created_at"],
+    )
+
+
+def create_key(user_id: UUID, echo_app_id: str, name: str | None, expires_at: datetime | None) -> ApiKeyCreated:
+    app_id = db.as_uuid(echo_app_id)
+    if app_id is None or db.app_for_owner(app_id, user_id) is None:
+        raise NotFound("Echo app not found", details={"echoAppId": echo_app_id})
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise Unprocessable("expiresAt must be in the future", details={"field": "expiresAt"})
+    key = generate_key()
+    row = db.insert_api_key(user_id, app_id, name, key_hash(key), key[:12], key[-4:], expires_at)
+    return ApiKeyCreated(**_to_out(row).model_dump(), key=key)
+
+
+def list_keys(user_id: UUID) -> ApiKeyList:
+    return ApiKeyList(api_keys=[_to_out(r) for r in db.api_keys_for_user(user_id)])
+
+
+def keys_for_app(user_id: UUID, app_id: UUID) -> list[ApiKeyOut]:
+    return [_to_out(r) for r in db.api_keys_for_user(user_id, app_id)]
+
+
+def revoke_key(user_id: UUID, key_id: str) -> ApiKeyOut:
+    parsed = db.as_uuid(key_id)
+    row = db.revoke_api_key(parsed, user_id) if parsed else None
+    if row is None:
+        raise NotFound("API key not found")
+    return _to_out(row)
+
+
+def authenticate(key: str, *, count_hit: bool = False) -> dict[str, Any] | None:
+    """The active key's row with its user (and, when counting, its hits this minute), or None."""
+    if not is_well_formed(key):
+        return None
+    return db.active_api_key(key_hash(key), count_hit=count_hit)
+
+
+def check_rate(hits: int, retry_after: int) -> None:
+    limit = config.rate_limit_per_minute()
+    if hits > limit:
+        raise TooManyRequests(f"More than {limit} requests a minute with this API key", retry_after=max(1, retry_after))
+
+
+def validate(key: str) -> ValidateApiKeyOut:
+    """For an LLM proxy: is this key good, and for whom. A bad key is simply not valid."""
+    row = authenticate(key)
+    if row is None:
+        return ValidateApiKeyOut(valid=False)
+    return ValidateApiKeyOut(valid=True, user_id=str(row["user_id"]), echo_app_id=str(row["echo_app_id"]))

@@ -1,0 +1,1 @@
+"""Runs the whole API locally without Docker: routes from template.yaml, handlers in-process."""

@@ -1,0 +1,89 @@
+"""The database for local runs and tests: DATABASE_URL if set, else an embedded real PostgreSQL (pgserver)."""
+
+import os
+import warnings
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from local_runner.template import ROOT
+
+EMBEDDED_DIR = ROOT / ".data" / "postgres"
+
+
+def embedded_server_url(database: str, data_dir: Path = EMBEDDED_DIR) -> str:
+    """Starts (or reuses) the embedded server under data_dir and makes sure `database` exists."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    create_database(server.get_uri("postgres"), database)
+    return server.get_uri(database)
+
+
+def create_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
+
+
+def ensure_database() -> str:
+    """DATABASE_URL, or the embedded server's URL (exported as DATABASE_URL); migrations applied."""
+    url = os.environ.get("DATABASE_URL") or embedded_server_url("echo")
+    os.environ["DATABASE_URL"] = url
+    from echo_control import db
+
+    db.apply_migrations(url)
+    return url
+
+
+DEMO_EMAIL = "demo@example.com"
+
+
+def load_demo_data() -> None:
+    """A demo user with an app, credits and some metered calls, loaded once (sign in as demo@example.com)."""
+    from echo_control import db, ledger
+
+    user = db.user_for_clerk_id(f"dev_{DEMO_EMAIL}", DEMO_EMAIL, "Demo Developer")
+    assert user is not None
+    if db.apps_with_totals(user["id"]):
+        return
+    app = db.insert_app(user["id"], "Demo chat app", "A sample app with some usage", Decimal("1.25"))
+    with db.transaction() as conn:
+        ledger.credit(
+            conn,
+            user["id"],
+            Decimal("25"),
+            kind="admin_adjustment",
+            key="demo:welcome-credit",
+            reference_id=None,
+            paid=Decimal(0),
+        )
+    calls = [
+        ("gpt-4o", 1200, 350),
+        ("gpt-4o-mini", 5400, 900),
+        ("claude-3-5-sonnet", 2100, 640),
+        ("gpt-4o", 800, 210),
+        ("gemini-2.0-flash", 3000, 1200),
+    ]
+    from echo_control import pricing
+
+    for model, tokens_in, tokens_out in calls:
+        db.record_debit(
+            db.connection(),
+            {
+                "user_id": user["id"],
+                "echo_app_id": app["id"],
+                "api_key_id": None,
+                "model": model,
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+                "cost": pricing.cost_of(model, tokens_in, tokens_out, app["markup"]),
+                "status": "success",
+                "metadata": {"demo": True},
+            },
+        )

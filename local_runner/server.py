@@ -1,0 +1,150 @@
+"""The local API Gateway: HTTP request → proxy event → authorizer → handler → HTTP response."""
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+from werkzeug.datastructures import Headers
+from werkzeug.wrappers import Request, Response
+
+from local_runner import lambdas, template
+
+UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "Missing or invalid credentials", "details": None}}
+AUTHORIZER_FAILURE = {"error": {"code": "service_unavailable", "message": "Please retry", "details": None}}
+STAGE = "local"
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json(status, {"error": {"code": code, "message": message, "details": None}}, headers)
+
+
+def proxy_event(request: Request, route: template.Route, path_params: dict[str, str]) -> dict[str, Any]:
+    """The REST API (v1) proxy integration event API Gateway would send for this request."""
+    raw = request.get_data(cache=True)
+    try:
+        body: str | None = raw.decode("utf-8") if raw else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        body, is_base64 = base64.b64encode(raw).decode(), True
+    headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for key, value in request.headers.items():
+        headers[key] = value
+        multi_headers.setdefault(key, []).append(value)
+    query = {k: request.args.getlist(k)[-1] for k in request.args}
+    now = time.time()
+    return {
+        "resource": route.path,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: request.args.getlist(k) for k in request.args} or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "body": body,
+        "isBase64Encoded": is_base64,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "stage": STAGE,
+            "resourcePath": route.path,
+            "httpMethod": request.method,
+            "path": f"/{STAGE}{request.path}",
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "identity": {
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.user_agent.string,
+            },
+        },
+    }
+
+
+def _lambda_response(result: Any) -> Response:
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return _error(502, "bad_gateway", "The function returned an invalid response")
+    headers = Headers()
+    for key, value in (result.get("headers") or {}).items():
+        headers[key] = str(value)
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        headers.remove(key)
+        for value in values:
+            headers.add(key, str(value))
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    return Response(data, status=int(result["statusCode"]), headers=headers)
+
+
+class LocalApiGateway:
+    """A WSGI app; werkzeug serves it (threaded), tests may call it directly."""
+
+    def __init__(self, api: template.Api | None = None) -> None:
+        self.api = api or template.load()
+        self.functions = lambdas.Functions()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        return self.handle(request)(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        matches = [(r, p) for r in self.api.routes if (p := r.match(request.path)) is not None]
+        if not matches:
+            return _error(404, "not_found", f"No route for {request.path}")
+        found = next(((r, p) for r, p in matches if r.method == request.method), None)
+        if found is None:
+            allowed = ", ".join(sorted({r.method for r, _ in matches}))
+            return _error(405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed})
+        route, params = found
+        event = proxy_event(request, route, params)
+        if route.authorized:
+            denied = self._authorize(event)
+            if denied is not None:
+                return denied
+        return _lambda_response(self.functions[route.code_dir].invoke(event))
+
+    def _authorize(self, event: dict[str, Any]) -> Response | None:
+        headers = {k.lower(): v for k, v in (event["headers"] or {}).items()}
+        if not headers.get("authorization"):  # the identity source is missing: API Gateway answers itself
+            return _json(401, UNAUTHORIZED)
+        authorizer_event = {
+            "type": "REQUEST",
+            "methodArn": f"arn:aws:execute-api:local:000000000000:local/{STAGE}/{event['httpMethod']}{event['path']}",
+            **{
+                k: event[k]
+                for k in (
+                    "resource",
+                    "path",
+                    "httpMethod",
+                    "headers",
+                    "multiValueHeaders",
+                    "queryStringParameters",
+                    "pathParameters",
+                    "requestContext",
+                )
+            },
+        }
+        try:
+            policy = self.functions[self.api.authorizer_dir].invoke(authorizer_event)
+        except Exception as exc:
+            if str(exc) == "Unauthorized":
+                return _json(401, UNAUTHORIZED)
+            # AUTHORIZER_FAILURE gateway response (template.yaml): retryable
+            return _json(503, AUTHORIZER_FAILURE, {"Retry-After": "2"})
+        statement = policy["policyDocument"]["Statement"][0]
+        if statement["Effect"] != "Allow":
+            return _error(403, "forbidden", "Not allowed")
+        event["requestContext"]["authorizer"] = {
+            **policy.get("context", {}),
+            "principalId": policy["principalId"],
+        }
+        return None

@@ -1,0 +1,98 @@
+"""Reads the routes and the authorizer from template.yaml: the one route table."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Keeps CloudFormation short-form tags (!Ref, !GetAtt, !Sub …) as {"Ref": …} style mappings."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str  # logical id
+    code_dir: Path
+    method: str
+    path: str  # API Gateway form: /api/echo-apps/{id}
+    authorized: bool
+    pattern: re.Pattern[str]
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class Api:
+    routes: list[Route]
+    authorizer_dir: Path
+    functions: dict[str, Path]
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    regex = ""
+    for part in re.split(r"(\{[^}]+\})", path):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            regex += f"(?P<{name.rstrip('+')}>.+)" if name.endswith("+") else f"(?P<{name}>[^/]+)"
+        else:
+            regex += re.escape(part)
+    return re.compile(regex)
+
+
+def load(template: Path = TEMPLATE) -> Api:
+    doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    resources = doc["Resources"]
+    functions = {
+        name: ROOT / res["Properties"]["CodeUri"]
+        for name, res in resources.items()
+        if res["Type"] == "AWS::Serverless::Function"
+    }
+    api_auth = next(r for r in resources.values() if r["Type"] == "AWS::Serverless::Api")["Properties"]["Auth"]
+    default = api_auth["Authorizers"][api_auth["DefaultAuthorizer"]]
+    authorizer_fn = default["FunctionArn"]["Fn::GetAtt"][0]
+    routes = []
+    for name, res in resources.items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (res["Properties"].get("Events") or {}).values():
+            if event["Type"] != "Api":
+                continue
+            props = event["Properties"]
+            auth = (props.get("Auth") or {}).get("Authorizer", api_auth["DefaultAuthorizer"])
+            routes.append(
+                Route(
+                    function=name,
+                    code_dir=functions[name],
+                    method=props["Method"].upper(),
+                    path=props["Path"],
+                    authorized=auth != "NONE",
+                    pattern=_pattern(props["Path"]),
+                )
+            )
+    # Literal segments win over parameters, as in API Gateway (/api/transactions/export before /{id}).
+    routes.sort(key=lambda r: (r.path.count("{"), -len(r.path)))
+    return Api(routes=routes, authorizer_dir=functions[authorizer_fn], functions=functions)
