@@ -23,6 +23,11 @@ def embedded_server_url(database: str, data_dir: Path = EMBEDDED_DIR) -> str:
     return server.get_uri(database)
 
 
+def with_database(url: str, database: str) -> str:
+    """The same server's connection string for another database (URL or key=value input)."""
+    return psycopg.conninfo.make_conninfo(**{**psycopg.conninfo.conninfo_to_dict(url), "dbname": database})
+
+
 def create_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()

@@ -6,11 +6,11 @@ from typing import Any
 
 from echo_control import auth
 from echo_control.errors import EchoError
-from echo_control.observability import logger, tracer
+from echo_control.observability import logger
 
 
+# No tracer decorator: it would log every refused credential as an error with a traceback.
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return auth.authorizer_policy(event)

@@ -1,7 +1,6 @@
 """POST /api/transactions — record one LLM call and debit its cost (API key; Idempotency-Key for retries)."""
 
-import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
@@ -22,12 +21,12 @@ app = make_resolver()
 def record_transaction(
     body: Annotated[TransactionCreate, Body()],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
-) -> Response:
+) -> Response[dict[str, Any]]:
     status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
     if not replayed:
         metrics.add_metric(name="TransactionsRecorded", unit="Count", value=1)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(status_code=status, content_type=JSON, body=json.dumps(response), headers=headers)
+    return Response(status_code=status, content_type=JSON, body=response, headers=headers)
 
 
 lambda_handler = entrypoint(app)

@@ -107,7 +107,9 @@ def _yoyo_url(url: str) -> str:
         auth = quote(str(parts.pop("user", "")), safe="")
         if password := parts.pop("password", None):
             auth += ":" + quote(str(password), safe="")
-        host = parts.pop("host", "")
+        host = str(parts.pop("host", ""))
+        if host.startswith("/"):  # a socket directory travels as a query parameter
+            parts["host"], host = host, ""
         port = parts.pop("port", None)
         dbname = parts.pop("dbname", "")
         query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in parts.items())

@@ -29,7 +29,8 @@ def error_response(
 
 
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=JSON, body=model.model_dump_json(), headers=headers or {})
+    """A model with a status other than 200; the resolver validates and serializes it."""
+    return Response(status_code=status, content_type=JSON, body=model, headers=headers or {})
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -1,0 +1,210 @@
+"""Shared fixtures: a real PostgreSQL per test session, the local API gateway, signed-in users."""
+
+import json
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import make_server
+from werkzeug.test import Client
+
+ADMIN_EMAIL = "admin@example.com"
+
+
+def _test_signing_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Local-mode settings, set before any handler is imported."""
+    os.environ.update(
+        {
+            "POWERTOOLS_SERVICE_NAME": "echo-control",
+            "POWERTOOLS_METRICS_NAMESPACE": "EchoControl",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "ECHO_AUTH_MODE": "dev",
+            "ECHO_ADMIN_EMAILS": ADMIN_EMAIL,
+            "ECHO_DEV_SIGNING_KEY": _test_signing_key(),
+            "ECHO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        }
+    )
+    for key in ("STRIPE_SECRET_KEY", "STRIPE_SECRET_ARN", "DB_SECRET_ARN", "STRIPE_API_BASE"):
+        os.environ.pop(key, None)
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_url(environment: None) -> Iterator[str]:
+    """A fresh database for this session on DATABASE_URL's server, or on an embedded PostgreSQL."""
+    from local_runner import database
+
+    name = f"echo_test_{uuid.uuid4().hex[:10]}"
+    server_url = os.environ.get("DATABASE_URL")
+    if server_url:
+        admin = database.with_database(server_url, "postgres")
+    else:
+        admin = database.embedded_server_url("postgres")
+    database.create_database(admin, name)
+    url = database.with_database(admin, name)
+    os.environ["DATABASE_URL"] = url
+    from echo_control import db
+
+    db.apply_migrations(url)
+    yield url
+    db.discard_connection()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+    if server_url:
+        os.environ["DATABASE_URL"] = server_url
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Any:
+    from local_runner.server import LocalApiGateway
+
+    return LocalApiGateway()
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def error_code(self) -> str | None:
+        return (self.body or {}).get("error", {}).get("code") if isinstance(self.body, dict) else None
+
+
+class Api:
+    """Calls the local API gateway in-process, exactly as HTTP requests would arrive."""
+
+    def __init__(self, gateway: Any) -> None:
+        self.client = Client(gateway)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        json_body: Any = None,
+        *,
+        data: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> Reply:
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            data = json.dumps(json_body)
+            all_headers.setdefault("Content-Type", "application/json")
+        response = self.client.open(path, method=method, data=data, headers=all_headers, query_string=query)
+        text = response.get_data(as_text=True)
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            body = text
+        return Reply(response.status_code, body, response.headers)
+
+    def sign_in(self, email: str | None = None) -> "Session":
+        email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+        reply = self.call("POST", "/api/dev/session", json_body={"email": email})
+        assert reply.status == 200, reply.body
+        return Session(self, reply.body["token"], reply.body["user"])
+
+
+@dataclass
+class Session:
+    api: Api
+    token: str
+    user: dict[str, Any]
+
+    def call(self, method: str, path: str, json_body: Any = None, **kwargs: Any) -> Reply:
+        return self.api.call(method, path, self.token, json_body, **kwargs)
+
+    def create_app(self, name: str = "My app", **fields: Any) -> dict[str, Any]:
+        reply = self.call("POST", "/api/echo-apps", {"name": name, **fields})
+        assert reply.status == 201, reply.body
+        return reply.body
+
+    def create_key(self, app_id: str, **fields: Any) -> dict[str, Any]:
+        reply = self.call("POST", "/api/api-keys", {"echoAppId": app_id, **fields})
+        assert reply.status == 201, reply.body
+        return reply.body
+
+
+@pytest.fixture(scope="session")
+def api(gateway: Any) -> Api:
+    return Api(gateway)
+
+
+@pytest.fixture
+def user(api: Api) -> Session:
+    return api.sign_in()
+
+
+@pytest.fixture
+def other_user(api: Api) -> Session:
+    return api.sign_in()
+
+
+@pytest.fixture
+def admin(api: Api) -> Session:
+    return api.sign_in(ADMIN_EMAIL)
+
+
+@dataclass
+class KeyHolder:
+    """An end user's API key for an app of theirs, with credit on the balance."""
+
+    session: Session
+    app: dict[str, Any]
+    key: str
+
+    def call(self, method: str, path: str, json_body: Any = None, **kwargs: Any) -> Reply:
+        return self.session.api.call(method, path, self.key, json_body, **kwargs)
+
+
+def credit(user_id: str, amount: str) -> None:
+    """Credits a user through the ledger (as an admin adjustment would)."""
+    from decimal import Decimal
+
+    from echo_control import db, ledger
+
+    with db.transaction() as conn:
+        ledger.credit(
+            conn, uuid.UUID(user_id), Decimal(amount), kind="admin_adjustment",
+            key=f"test:{secrets.token_hex(8)}", reference_id=None, paid=Decimal(0),
+        )
+
+
+@pytest.fixture
+def key_holder(user: Session) -> KeyHolder:
+    app = user.create_app("Metered app")
+    key = user.create_key(app["id"])["key"]
+    return KeyHolder(user, app, key)
+
+
+@pytest.fixture(scope="session")
+def live_server(gateway: Any) -> Iterator[str]:
+    """The same gateway over real HTTP on a loopback port, as `make dev` serves it."""
+    server = make_server("127.0.0.1", 0, gateway, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
