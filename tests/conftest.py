@@ -188,8 +188,13 @@ def credit(user_id: str, amount: str) -> None:
 
     with db.transaction() as conn:
         ledger.credit(
-            conn, uuid.UUID(user_id), Decimal(amount), kind="admin_adjustment",
-            key=f"test:{secrets.token_hex(8)}", reference_id=None, paid=Decimal(0),
+            conn,
+            uuid.UUID(user_id),
+            Decimal(amount),
+            kind="admin_adjustment",
+            key=f"test:{secrets.token_hex(8)}",
+            reference_id=None,
+            paid=Decimal(0),
         )
 
 

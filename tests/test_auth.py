@@ -19,8 +19,14 @@ from echo_control.errors import Unauthorized
 
 def _dev_token(**overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": "echo-control-dev", "aud": "echo-control", "sub": f"dev_{uuid.uuid4().hex}@example.com",
-              "email": f"{uuid.uuid4().hex}@example.com", "iat": now, "exp": now + 600}
+    claims = {
+        "iss": "echo-control-dev",
+        "aud": "echo-control",
+        "sub": f"dev_{uuid.uuid4().hex}@example.com",
+        "email": f"{uuid.uuid4().hex}@example.com",
+        "iat": now,
+        "exp": now + 600,
+    }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
     return jwt.encode(claims, auth.dev_signing_key(), algorithm="RS256")
@@ -49,16 +55,48 @@ def test_admin_emails_get_the_admin_role(admin) -> None:
         ("wrong audience", lambda: _dev_token(aud="someone-else")),
         ("wrong issuer", lambda: _dev_token(iss="https://evil.example")),
         ("no expiry", lambda: _dev_token(exp=None)),
-        ("forged key", lambda: jwt.encode(
-            {"iss": "echo-control-dev", "aud": "echo-control", "sub": "dev_x", "iat": int(time.time()),
-             "exp": int(time.time()) + 600},
-            rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")),
-        ("alg none", lambda: jwt.encode({"iss": "echo-control-dev", "aud": "echo-control", "sub": "dev_x",
-                                         "iat": int(time.time()), "exp": int(time.time()) + 600},
-                                        None, algorithm="none")),
-        ("HS256 with the public key", lambda: jwt.encode(
-            {"iss": "echo-control-dev", "aud": "echo-control", "sub": "dev_x", "iat": int(time.time()),
-             "exp": int(time.time()) + 600}, "not-the-key-but-long-enough-for-hs256!", algorithm="HS256")),
+        (
+            "forged key",
+            lambda: jwt.encode(
+                {
+                    "iss": "echo-control-dev",
+                    "aud": "echo-control",
+                    "sub": "dev_x",
+                    "iat": int(time.time()),
+                    "exp": int(time.time()) + 600,
+                },
+                rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                algorithm="RS256",
+            ),
+        ),
+        (
+            "alg none",
+            lambda: jwt.encode(
+                {
+                    "iss": "echo-control-dev",
+                    "aud": "echo-control",
+                    "sub": "dev_x",
+                    "iat": int(time.time()),
+                    "exp": int(time.time()) + 600,
+                },
+                None,
+                algorithm="none",
+            ),
+        ),
+        (
+            "HS256 with the public key",
+            lambda: jwt.encode(
+                {
+                    "iss": "echo-control-dev",
+                    "aud": "echo-control",
+                    "sub": "dev_x",
+                    "iat": int(time.time()),
+                    "exp": int(time.time()) + 600,
+                },
+                "not-the-key-but-long-enough-for-hs256!",
+                algorithm="HS256",
+            ),
+        ),
         ("garbage", lambda: "not.a.jwt"),
     ],
 )
@@ -84,7 +122,7 @@ def clerk_issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[rsa.RSAPriva
     body = json.dumps({"keys": [public]}).encode()
 
     class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -174,7 +212,9 @@ def test_an_expired_key_is_refused(user, api, database_url) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = %s", [created["id"]])
     assert api.call("GET", "/api/me", created["key"]).status == 401
-    assert user.call("POST", "/api/api-keys", {"echoAppId": app["id"], "expiresAt": "2001-01-01T00:00:00Z"}).status == 422
+    assert (
+        user.call("POST", "/api/api-keys", {"echoAppId": app["id"], "expiresAt": "2001-01-01T00:00:00Z"}).status == 422
+    )
 
 
 def test_a_key_of_a_deactivated_app_stops_working(user, api) -> None:
@@ -192,7 +232,9 @@ def test_no_plaintext_key_is_stored_in_any_table(user, database_url) -> None:
         tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         for table in tables:
             hits = conn.execute(
-                psycopg.sql.SQL("SELECT count(*) FROM {} t WHERE t::text LIKE %s").format(psycopg.sql.Identifier(table)),
+                psycopg.sql.SQL("SELECT count(*) FROM {} t WHERE t::text LIKE %s").format(
+                    psycopg.sql.Identifier(table)
+                ),
                 [f"%{secret_part}%"],
             ).fetchone()
             assert hits == (0,), table

@@ -53,11 +53,11 @@ def test_runner_serves_a_declared_route_over_http_and_404s_an_undeclared_one(liv
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request) as response:
         assert response.status == 200
         assert json.load(response)["token"].count(".") == 2
     with pytest.raises(urllib.error.HTTPError) as missing:
-        urllib.request.urlopen(f"{live_server}/api/not-a-route")  # noqa: S310
+        urllib.request.urlopen(f"{live_server}/api/not-a-route")
     assert missing.value.code == 404
     assert missing.value.headers["Content-Type"] == "application/json"
     assert json.load(missing.value)["error"]["code"] == "not_found"

@@ -1,0 +1,93 @@
+"""Every sample event in events/ goes through its function's handler, as `sam local invoke -e` would send it."""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from local_runner import template
+from local_runner.lambdas import LambdaContext, load_handler
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = sorted((ROOT / "events").glob("*.json"))
+SAMPLE_KEY = "echo_SampleKeyForEventsOnly000000000000000000000056Lus"
+USER = UUID("11111111-1111-4111-8111-111111111111")
+ADMIN = UUID("11111111-1111-4111-8111-000000000000")
+APP = UUID("22222222-2222-4222-8222-222222222222")
+KEY_ID = UUID("33333333-3333-4333-8333-333333333333")
+SPARE_KEY_ID = UUID("33333333-3333-4333-8333-444444444444")
+
+# What each sample should produce (HTTP status, or a check on a non-HTTP result).
+EXPECTED_STATUS = {
+    "create_dev_session": 200,
+    "get_me": 200,
+    "list_echo_apps": 200,
+    "create_echo_app": 201,
+    "get_echo_app": 200,
+    "update_echo_app": 200,
+    "list_api_keys": 200,
+    "create_api_key": 201,
+    "revoke_api_key": 200,
+    "validate_api_key": 200,
+    "get_balance": 200,
+    "adjust_balance": 200,
+    "record_transaction": 201,
+    "list_transactions": 200,
+}
+
+
+@pytest.fixture(scope="module")
+def sample_rows() -> None:
+    """The user, admin, app and keys the sample events name, with some credit."""
+    from echo_control import db, keys, ledger
+
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, clerk_id) VALUES (%s, 'sample@example.com', 'dev_sample@example.com'), "
+            "(%s, 'events-admin@example.com', 'dev_events-admin@example.com') ON CONFLICT DO NOTHING",
+            [USER, ADMIN],
+        )
+        conn.execute("INSERT INTO balances (user_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [USER, ADMIN])
+        conn.execute(
+            "INSERT INTO echo_apps (id, name, user_id) VALUES (%s, 'Sample app', %s) ON CONFLICT DO NOTHING",
+            [APP, USER],
+        )
+        for key_id, key in ((KEY_ID, SAMPLE_KEY), (SPARE_KEY_ID, keys.generate_key())):
+            conn.execute(
+                "INSERT INTO api_keys (id, key_hash, key_prefix, key_last4, user_id, echo_app_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [key_id, keys.key_hash(key), key[:12], key[-4:], USER, APP],
+            )
+        ledger.credit(
+            conn, USER, Decimal("10"), kind="admin_adjustment", key="events:credit", reference_id=None, paid=Decimal(0)
+        )
+
+
+def _function_dir(event_file: Path) -> Path:
+    functions = {p.name: p for p in template.load().functions.values()}
+    name = event_file.stem
+    assert name in functions, f"{event_file.name} names no function in template.yaml"
+    return functions[name]
+
+
+def test_every_function_has_a_sample_event() -> None:
+    functions = {p.name for p in template.load().functions.values()}
+    assert functions <= {e.stem for e in EVENTS}
+
+
+@pytest.mark.parametrize("event_file", EVENTS, ids=[e.stem for e in EVENTS])
+def test_sample_event_through_its_handler(event_file: Path, sample_rows: None) -> None:
+    handler = load_handler(_function_dir(event_file))
+    event = json.loads(event_file.read_text())
+    result = handler(event, LambdaContext(event_file.stem))
+    name = event_file.stem
+    if name == "authorizer":
+        assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+        assert result["context"]["userId"] == str(USER) and result["context"]["authType"] == "apiKey"
+    elif name == "migrate":
+        assert result == {"applied": []}
+    else:
+        assert result["statusCode"] == EXPECTED_STATUS[name], result["body"]
+        json.loads(result["body"])
