@@ -25,7 +25,9 @@ def embedded_server_url(database: str, data_dir: Path = EMBEDDED_DIR) -> str:
 
 def with_database(url: str, database: str) -> str:
     """The same server's connection string for another database (URL or key=value input)."""
-    return psycopg.conninfo.make_conninfo(**{**psycopg.conninfo.conninfo_to_dict(url), "dbname": database})
+    parts = {k: v for k, v in psycopg.conninfo.conninfo_to_dict(url).items() if v is not None}
+    parts["dbname"] = database
+    return psycopg.conninfo.make_conninfo("", **parts)
 
 
 def create_database(admin_url: str, database: str) -> None:
