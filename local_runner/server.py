@@ -88,9 +88,18 @@ def _lambda_response(result: Any) -> Response:
 class LocalApiGateway:
     """A WSGI app; werkzeug serves it (threaded), tests may call it directly."""
 
+    _shared: "LocalApiGateway | None" = None
+
     def __init__(self, api: template.Api | None = None) -> None:
         self.api = api or template.load()
         self.functions = lambdas.Functions()
+
+    @classmethod
+    def shared(cls) -> "LocalApiGateway":
+        """One gateway per process, so warm containers are reused (as tests and benchmarks want)."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)

@@ -76,7 +76,7 @@ def database_url(environment: None) -> Iterator[str]:
 def gateway() -> Any:
     from local_runner.server import LocalApiGateway
 
-    return LocalApiGateway()
+    return LocalApiGateway.shared()
 
 
 @dataclass

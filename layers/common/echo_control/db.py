@@ -387,6 +387,9 @@ def store_idempotent_response(conn: Conn, user_id: UUID, key: str, status_code: 
     )
 
 
+_ENSURE_BALANCE = "INSERT INTO balances (user_id) VALUES (%s) ON CONFLICT DO NOTHING"
+
+# An UPDATE, not an upsert: INSERT … ON CONFLICT checks the balance CHECK against the proposed row.
 _APPLY_ENTRY = """
 WITH entry AS (
     INSERT INTO ledger_entries (user_id, kind, amount, idempotency_key, reference_id, reason)
@@ -394,11 +397,9 @@ WITH entry AS (
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING amount
 )
-INSERT INTO balances AS b (user_id, balance, total_paid)
-SELECT %(user_id)s, amount, %(paid)s FROM entry
-ON CONFLICT (user_id) DO UPDATE SET
-    balance = b.balance + excluded.balance, total_paid = b.total_paid + excluded.total_paid, updated_at = now()
-RETURNING balance
+UPDATE balances b SET balance = b.balance + entry.amount, total_paid = b.total_paid + %(paid)s, updated_at = now()
+FROM entry WHERE b.user_id = %(user_id)s
+RETURNING b.balance
 """
 
 
@@ -416,6 +417,7 @@ def apply_entry(
     """Appends one entry and moves the cached balance with it, unless the key was applied before (None).
 
     A negative amount that would take the balance below zero raises CheckViolation (the CHECK guard)."""
+    conn.execute(_ENSURE_BALANCE, [user_id])
     return conn.execute(
         _APPLY_ENTRY,
         {

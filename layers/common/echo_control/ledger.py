@@ -117,9 +117,10 @@ def record_transaction(
     """Records one LLM call and debits its cost exactly once.
 
     Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
-    cost = body.cost
-    if cost is None:
+    if body.cost is None:
         cost = pricing.cost_of(body.model, body.input_tokens, body.output_tokens, who.app_markup or Decimal(1))
+    else:
+        cost = body.cost.quantize(pricing.COST_QUANTUM)  # as NUMERIC(10, 6) stores it
     params = {
         "user_id": who.user_id,
         "echo_app_id": who.echo_app_id,
