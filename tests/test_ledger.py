@@ -37,7 +37,7 @@ def test_a_call_is_recorded_and_debited_with_price_table_cost_and_markup(api: Ap
     credit(user.user["id"], "5")
     reply = api.call("POST", "/api/transactions", key, {"model": "gpt-4o", "inputTokens": 1000, "outputTokens": 500})
     assert reply.status == 201, reply.body
-    # (1000 × 2.50 + 500 × 10.00) / 1e6 × 1.25 = 0.009375
+    # (1000 * 2.50 + 500 * 10.00) / 1e6 * 1.25 = 0.009375
     assert reply.body["cost"] == "0.009375"
     assert reply.body["totalTokens"] == 1500 and reply.body["status"] == "success"
     assert reply.body["balance"] == "4.990625"
