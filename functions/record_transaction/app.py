@@ -5,10 +5,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from echo_control import ledger
+from echo_control import ledger, observability
 from echo_control.http import JSON, entrypoint, key_caller, make_resolver
 from echo_control.models import TransactionCreate, TransactionRecorded
-from echo_control.observability import metrics
 
 app = make_resolver()
 
@@ -24,7 +23,7 @@ def record_transaction(
 ) -> Response[dict[str, Any]]:
     status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
     if not replayed:
-        metrics.add_metric(name="TransactionsRecorded", unit="Count", value=1)
+        observability.count("TransactionsRecorded")
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(status_code=status, content_type=JSON, body=response, headers=headers)
 

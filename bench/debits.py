@@ -1,0 +1,228 @@
+"""Debits per second through the real authorizer and RecordTransaction handler, against pgbench running the
+same SQL on the same server, side by side: (a) many users, (b) one hot user with 16 concurrent callers.
+
+    python bench/debits.py [--seconds 8] [--rounds 3] [--users 200] [--callers 16] [--processes 4]
+
+Our side runs like Lambda scales: several processes (containers), each with a few threads, each thread its own
+connection. Rounds alternate ours/pgbench; medians are reported (the machine is shared and noisy)."""
+
+import argparse
+import json
+import multiprocessing
+import tempfile
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
+
+CALL_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40, "cost": "0.000100"})
+
+
+def setup(users: int) -> list[tuple[str, str]]:
+    """users × (user, app, key) with a large balance; returns (key, user id) and fills bench_keys for pgbench."""
+    from echo_control import db, keys, ledger
+
+    out = []
+    with db.transaction() as conn:
+        conn.execute(
+            "CREATE TABLE bench_keys (n int PRIMARY KEY, user_id uuid, app_id uuid, key_id uuid, key_hash bytea)"
+        )
+    for n in range(1, users + 1):
+        user = db.user_for_clerk_id(f"bench_{n}", f"bench{n}@example.com", None)
+        assert user is not None
+        app = db.insert_app(user["id"], f"bench app {n}", None, Decimal(1))
+        key = keys.generate_key()
+        row = db.insert_api_key(user["id"], app["id"], None, keys.key_hash(key), key[:12], key[-4:], None)
+        with db.transaction() as conn:
+            ledger.credit(
+                conn,
+                user["id"],
+                Decimal(1_000_000),
+                kind="admin_adjustment",
+                key=f"bench:{n}",
+                reference_id=None,
+                paid=Decimal(0),
+            )
+            conn.execute(
+                "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s)",
+                [n, user["id"], app["id"], row["id"], keys.key_hash(key)],
+            )
+        out.append((key, str(user["id"])))
+    db.discard_connection()
+    return out
+
+
+def _caller(gateway, route, auth_dir, record_dir, keys_to_use, deadline, counts, index) -> None:
+    import random
+
+    done = 0
+    authorizer = gateway.functions[auth_dir]
+    record = gateway.functions[record_dir]
+    while time.monotonic() < deadline:
+        key = random.choice(keys_to_use)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        event = {
+            "resource": route.path,
+            "path": route.path,
+            "httpMethod": "POST",
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": None,
+            "pathParameters": None,
+            "body": CALL_BODY,
+            "isBase64Encoded": False,
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "stage": "bench",
+                "resourcePath": route.path,
+                "httpMethod": "POST",
+            },
+        }
+        policy = authorizer.invoke(
+            {"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/api/transactions", **event}
+        )
+        event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
+        result = record.invoke(event)
+        if result["statusCode"] != 201:
+            raise RuntimeError(result["body"])
+        done += 1
+    counts[index] = done
+
+
+def _process(url: str, keys_to_use: list[str], threads: int, start_at: float, seconds: float, queue) -> None:
+    import os
+
+    os.environ["DATABASE_URL"] = url
+    from common import BENCH_ENV  # type: ignore[import-not-found]
+
+    os.environ.update(BENCH_ENV)
+    from local_runner.server import LocalApiGateway
+
+    gateway = LocalApiGateway()
+    route = next(r for r in gateway.api.routes if r.path == "/api/transactions" and r.method == "POST")
+    # warm every thread's container and connection before the clock starts
+    counts = [0] * threads
+    warm = [
+        threading.Thread(
+            target=_caller,
+            args=(
+                gateway,
+                route,
+                gateway.api.authorizer_dir,
+                route.code_dir,
+                keys_to_use,
+                time.monotonic() + 0.3,
+                counts,
+                i,
+            ),
+        )
+        for i in range(threads)
+    ]
+    for t in warm:
+        t.start()
+    for t in warm:
+        t.join()
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.monotonic() + seconds
+    workers = [
+        threading.Thread(
+            target=_caller,
+            args=(gateway, route, gateway.api.authorizer_dir, route.code_dir, keys_to_use, deadline, counts, i),
+        )
+        for i in range(threads)
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    queue.put(sum(counts))
+
+
+def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds: float) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 4.0  # time for every process to import and warm up
+    procs = [
+        ctx.Process(target=_process, args=(url, keys_to_use, callers // processes, start_at, seconds, queue))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    total = sum(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
+
+
+def pgbench_script(hot: bool) -> str:
+    """The same two statements the path sends: the authorizer's key lookup and the one-statement debit."""
+    from echo_control import db
+
+    pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
+    key = db._ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
+        "%(count_hit)s", "true"
+    )
+    values = {
+        "cost": "0.000100::numeric",
+        "user_id": "(SELECT user_id FROM bench_keys WHERE n = :n)",
+        "echo_app_id": "(SELECT app_id FROM bench_keys WHERE n = :n)",
+        "api_key_id": "(SELECT key_id FROM bench_keys WHERE n = :n)",
+        "model": "'gpt-4o-mini'",
+        "input_tokens": "120",
+        "output_tokens": "40",
+        "total_tokens": "160",
+        "status": "'success'",
+        "metadata": "NULL::jsonb",
+    }
+    debit = db.RECORD_DEBIT
+    for name, sql in values.items():
+        debit = debit.replace(f"%({name})s", sql)
+    flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
+    return pick + flatten(key) + ";\n" + flatten(debit) + ";\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=4)
+    args = parser.parse_args()
+
+    url, admin = fresh_database("echo_bench_debits")
+    try:
+        holders = setup(args.users)
+        all_keys = [k for k, _ in holders]
+        print(f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians")
+        print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}")
+        for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
+            script = Path(tempfile.mkstemp(suffix=".sql")[1])
+            script.write_text(pgbench_script(hot))
+            ours_rates, bench_rates = [], []
+            for _ in range(args.rounds):
+                ours_rates.append(
+                    ours(url, all_keys[:1] if hot else all_keys, args.callers, args.processes, args.seconds)
+                )
+                bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
+            a, b = median(ours_rates), median(bench_rates)
+            print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
+            print(
+                f"{'':<28}{' '.join(f'{x:.0f}' for x in ours_rates):>15}{' '.join(f'{x:.0f}' for x in bench_rates):>15}"
+            )
+        from echo_control import db
+
+        failures = db.unreconciled_balances()
+        print(f"reconciliation after the run: {len(failures)} users off")
+    finally:
+        from echo_control import db
+
+        db.discard_connection()
+        drop_database(admin, url)
+
+
+if __name__ == "__main__":
+    main()
