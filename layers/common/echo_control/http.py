@@ -108,7 +108,11 @@ class Caller:
 
 
 def caller(app: APIGatewayRestResolver) -> Caller:
-    context = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    return caller_from_context((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {})
+
+
+def caller_from_context(context: dict[str, Any]) -> Caller:
+    """The Caller described by an authorizer context (see auth.authenticate)."""
     user_id = db.as_uuid(context.get("userId"))
     if user_id is None:
         # Public routes never ask; a protected route without authorizer context is a deployment error.

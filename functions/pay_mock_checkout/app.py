@@ -1,0 +1,21 @@
+"""POST /checkout/mock/{sessionId}/pay — "pay": the mock signs and sends Stripe's completed event to our webhook."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from echo_control import pages, payments
+from echo_control.http import entrypoint, make_resolver
+
+app = make_resolver()
+
+
+@app.post("/checkout/mock/<session_id>/pay", include_in_schema=False)
+def pay_mock_checkout(session_id: Annotated[str, Path(max_length=100)]) -> Response[str]:
+    pages.check_same_origin(app)
+    payments.mock_pay(session_id)
+    return pages.redirect("/balance?payment=success")
+
+
+lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON

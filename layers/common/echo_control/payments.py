@@ -1,0 +1,285 @@
+"""Buying credits: Stripe Checkout links, signed webhooks applied exactly once, and payment history.
+
+With no Stripe key configured, links open a local mock checkout that signs its webhook as Stripe does, so
+the same verification and crediting code runs locally and in production."""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import urllib.request
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from echo_control import config, db, ledger
+from echo_control.errors import BadRequest, NotFound, Unprocessable
+from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut
+from echo_control.observability import logger
+
+CENTS = Decimal(100)
+MOCK_SESSION_PREFIX = "cs_mock_"
+CREDIT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+FAILURE_EVENTS = {"checkout.session.async_payment_failed", "payment_intent.payment_failed"}
+REFUND_EVENTS = {"charge.refunded"}
+HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS
+HISTORY_LIMIT = 100
+
+
+def _to_out(row: dict[str, Any]) -> PaymentOut:
+    return PaymentOut(
+        id=str(row["id"]),
+        amount=row["amount"],
+        amount_refunded=row["amount_refunded"],
+        currency=row["currency"],
+        status=row["status"],
+        stripe_payment_id=row["stripe_payment_id"],
+        echo_app_id=str(row["echo_app_id"]) if row["echo_app_id"] else None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def list_payments(user_id: UUID) -> PaymentList:
+    return PaymentList(payments=[_to_out(r) for r in db.payments_for_user(user_id, HISTORY_LIMIT)])
+
+
+# --- payment links -----------------------------------------------------------------------------------
+
+
+def _stripe_client(settings: config.StripeSettings) -> Any:
+    import stripe  # only the payment functions pay for importing the SDK
+
+    assert settings.api_key
+    addresses: Any = {"api": settings.api_base} if settings.api_base else None
+    return stripe.StripeClient(settings.api_key, base_addresses=addresses, max_network_retries=2)
+
+
+def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
+    maximum = config.max_payment_usd()
+    if body.amount > maximum:
+        raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
+    app_id = None
+    if body.echo_app_id is not None:
+        app_id = db.as_uuid(body.echo_app_id)
+        if app_id is None or db.app_for_owner(app_id, user_id) is None:
+            raise NotFound("Echo app not found")
+    cents = int(body.amount * CENTS)
+    payment = db.insert_payment(user_id, cents, app_id)
+    settings = config.stripe_settings()
+    base = config.public_base_url()
+    if settings.api_key is None:
+        session_id = MOCK_SESSION_PREFIX + secrets.token_urlsafe(24)
+        url = f"{base}/checkout/mock/{session_id}"
+    else:
+        metadata = {"paymentId": str(payment["id"]), "userId": str(user_id)}
+        session = _stripe_client(settings).v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "client_reference_id": str(user_id),
+                "metadata": metadata,
+                "payment_intent_data": {"metadata": metadata},
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": "usd",
+                            "unit_amount": cents,
+                            "product_data": {"name": f"Echo credits (${body.amount:.2f})"},
+                        },
+                    }
+                ],
+                "success_url": f"{base}/balance?payment=success",
+                "cancel_url": f"{base}/balance?payment=cancelled",
+            },
+            options={"idempotency_key": f"payment-link-{payment['id']}"},
+        )
+        session_id, url = session.id, session.url
+    db.set_payment_session(payment["id"], session_id)
+    return PaymentLinkOut(url=url, payment_id=str(payment["id"]), session_id=session_id)
+
+
+# --- webhooks ----------------------------------------------------------------------------------------
+
+
+def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header value, computed exactly as Stripe does (HMAC-SHA256 of "t.payload")."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_event(payload: str, signature: str | None) -> dict[str, Any]:
+    import stripe
+
+    if not signature:
+        raise BadRequest("Missing Stripe-Signature header", code="invalid_signature")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, config.stripe_settings().webhook_secret)
+    except stripe.SignatureVerificationError as exc:
+        raise BadRequest("Invalid Stripe signature", code="invalid_signature") from exc
+    except ValueError as exc:
+        raise BadRequest("The payload is not a Stripe event", code="invalid_payload") from exc
+    return event.to_dict()
+
+
+def handle_webhook(payload: str, signature: str | None) -> bool:
+    """Verifies and applies one delivery; True when it changed something, False for repeats and others."""
+    event = verify_event(payload, signature)
+    event_type = str(event.get("type", ""))
+    event_id = event.get("id")
+    if event_type not in HANDLED_EVENTS:
+        return False
+    if not isinstance(event_id, str) or not event_id:
+        raise BadRequest("The event has no id", code="invalid_payload")
+    obj = (event.get("data") or {}).get("object") or {}
+    with db.transaction() as conn:
+        if not db.record_stripe_event(conn, event_id, event_type):
+            return False  # delivered before: already applied
+        payment = _find_payment(conn, obj)
+        if payment is None:
+            logger.warning("webhook for an unknown payment", extra={"event_id": event_id, "type": event_type})
+            return False
+        if event_type in CREDIT_EVENTS:
+            if event_type == "checkout.session.completed" and obj.get("payment_status") != "paid":
+                return False  # delayed methods: wait for async_payment_succeeded
+            _complete(conn, payment, obj.get("payment_intent"))
+        elif event_type in FAILURE_EVENTS:
+            if payment["status"] == "pending":
+                db.update_payment(
+                    conn,
+                    payment["id"],
+                    status="failed",
+                    stripe_payment_id=None,
+                    amount_refunded=payment["amount_refunded"],
+                )
+        else:
+            _refund(conn, payment, int(obj.get("amount_refunded") or 0), obj.get("payment_intent"))
+    return True
+
+
+def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
+    metadata = obj.get("metadata") or {}
+    obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    is_session = obj.get("object") == "checkout.session"
+    intent = obj_id if obj.get("object") == "payment_intent" else obj.get("payment_intent")
+    return db.lock_payment(
+        conn,
+        payment_id=db.as_uuid(metadata.get("paymentId")),
+        session_id=obj_id if is_session else None,
+        payment_intent=intent if isinstance(intent, str) else None,
+    )
+
+
+def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any) -> None:
+    """Credits the payment once (its ledger key is the payment id), then any refund that arrived first."""
+    amount = Decimal(payment["amount"]) / CENTS
+    ledger.credit(
+        conn,
+        payment["user_id"],
+        amount,
+        kind="payment_credit",
+        key=f"payment:{payment['id']}",
+        reference_id=payment["id"],
+        paid=amount,
+    )
+    refunded = payment["amount_refunded"]
+    if refunded:
+        _debit_refund(conn, payment, 0, refunded)
+    db.update_payment(
+        conn,
+        payment["id"],
+        status="refunded" if refunded else "completed",
+        stripe_payment_id=payment_intent if isinstance(payment_intent, str) else None,
+        amount_refunded=refunded,
+    )
+
+
+def _refund(conn: db.Conn, payment: dict[str, Any], total_refunded: int, payment_intent: Any) -> None:
+    """Charge.refunded carries the cumulative refunded amount: debit only what is new."""
+    previous = payment["amount_refunded"]
+    total = min(max(total_refunded, previous), payment["amount"])
+    if payment["status"] in ("completed", "refunded") and total > previous:
+        _debit_refund(conn, payment, previous, total)
+    status = "refunded" if payment["status"] in ("completed", "refunded") and total else payment["status"]
+    db.update_payment(
+        conn,
+        payment["id"],
+        status=status,
+        stripe_payment_id=payment_intent if isinstance(payment_intent, str) else None,
+        amount_refunded=total,
+    )
+
+
+def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: int) -> None:
+    wanted = Decimal(total - previous) / CENTS
+    # Credits already spent cannot be taken back: the balance never goes below zero.
+    taken = min(wanted, ledger.available(conn, payment["user_id"]))
+    if taken < wanted:
+        logger.warning(
+            "refund exceeds the balance", extra={"payment_id": str(payment["id"]), "uncollected": str(wanted - taken)}
+        )
+    if taken > 0:
+        ledger.credit(
+            conn,
+            payment["user_id"],
+            -taken,
+            kind="refund",
+            key=f"refund:{payment['id']}:{total}",
+            reference_id=payment["id"],
+            paid=-taken,
+        )
+
+
+# --- the local mock checkout -------------------------------------------------------------------------
+
+
+def mock_session(session_id: str) -> dict[str, Any]:
+    """The pending payment behind a mock checkout session (only when no Stripe key is configured)."""
+    if config.stripe_settings().api_key is not None or not session_id.startswith(MOCK_SESSION_PREFIX):
+        raise NotFound("No such checkout session")
+    with db.transaction() as conn:
+        payment = db.lock_payment(conn, payment_id=None, session_id=session_id, payment_intent=None)
+    if payment is None:
+        raise NotFound("No such checkout session")
+    return payment
+
+
+def mock_pay(session_id: str) -> dict[str, Any]:
+    """Does what Stripe does when a customer pays: sends the webhook endpoint a signed completed event."""
+    payment = mock_session(session_id)
+    session = {
+        "id": session_id,
+        "object": "checkout.session",
+        "mode": "payment",
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": payment["amount"],
+        "currency": payment["currency"],
+        "client_reference_id": str(payment["user_id"]),
+        "metadata": {"paymentId": str(payment["id"]), "userId": str(payment["user_id"])},
+        "payment_intent": "pi_mock_" + secrets.token_hex(12),
+    }
+    event = {
+        "id": "evt_mock_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": "checkout.session.completed",
+        "data": {"object": session},
+    }
+    payload = json.dumps(event)
+    request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
+        f"{config.public_base_url()}/api/stripe/webhook",
+        data=payload.encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Stripe-Signature": sign_payload(payload, config.stripe_settings().webhook_secret),
+        },
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own webhook URL
+        status = response.status
+    return {"status": status, "payment": payment}
