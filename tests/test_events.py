@@ -40,6 +40,8 @@ EXPECTED_STATUS = {
     "stripe_webhook": 200,
     "show_mock_checkout": 200,
     "pay_mock_checkout": 303,
+    "get_app_usage": 200,
+    "export_transactions": 200,
 }
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 

@@ -582,3 +582,21 @@ def usage_by_model(app_id: UUID, since: date | None = None, until: date | None =
 
 def usage_by_day(app_id: UUID, since: date, until: date) -> list[Row]:
     return connection().execute(_USAGE_BY_DAY, {"app_id": app_id, "since": since, "until": until}).fetchall()
+
+
+_ROLLUP_MISMATCHES = """
+WITH raw AS (
+    SELECT echo_app_id, (created_at AT TIME ZONE 'UTC')::date AS day, model, status, user_id, count(*) AS calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(total_tokens) AS total_tokens, sum(cost) AS cost
+    FROM llm_transactions GROUP BY 1, 2, 3, 4, 5
+)
+SELECT * FROM raw FULL JOIN usage_daily u USING (echo_app_id, day, model, status, user_id)
+WHERE raw.calls IS DISTINCT FROM u.calls OR raw.input_tokens IS DISTINCT FROM u.input_tokens
+   OR raw.output_tokens IS DISTINCT FROM u.output_tokens OR raw.total_tokens IS DISTINCT FROM u.total_tokens
+   OR raw.cost IS DISTINCT FROM u.cost
+"""
+
+
+def rollup_mismatches() -> list[Row]:
+    return connection().execute(_ROLLUP_MISMATCHES).fetchall()

@@ -1,0 +1,35 @@
+"""GET /api/transactions/export — history as CSV for a date range; X-Next-Cursor continues a long export."""
+
+from datetime import datetime
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from echo_control import analytics, apps
+from echo_control.http import entrypoint, make_resolver, user_caller
+
+app = make_resolver()
+
+
+@app.get(
+    "/api/transactions/export",
+    tags=["Transactions"],
+    responses={200: {"description": "CSV, newest first", "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def export_transactions(
+    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response[str]:
+    owner = user_caller(app).user_id
+    app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None
+    text, next_cursor = analytics.export_csv(owner, app_scope, since, until, cursor)
+    headers = {"Content-Disposition": 'attachment; filename="transactions.csv"'}
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(status_code=200, content_type="text/csv; charset=utf-8", body=text, headers=headers)
+
+
+lambda_handler = entrypoint(app)

@@ -1,0 +1,102 @@
+"""Usage analytics from the daily rollups (never the raw rows), and CSV export of history in pages."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from echo_control import apps, db
+from echo_control.errors import BadRequest
+from echo_control.models import DayUsage, ModelUsage, UsageOut, UsageTotals
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366 * 2
+EXPORT_PAGE_ROWS = 1000
+EXPORT_MAX_ROWS = 50_000  # per request; X-Next-Cursor continues (keeps a response under Lambda's 6 MB)
+CSV_COLUMNS = ["id", "createdAt", "echoAppId", "model", "status", "inputTokens", "outputTokens", "totalTokens", "cost"]
+
+
+def _sum(rows: list[UsageTotals]) -> UsageTotals:
+    return UsageTotals(
+        calls=sum(r.calls for r in rows),
+        input_tokens=sum(r.input_tokens for r in rows),
+        output_tokens=sum(r.output_tokens for r in rows),
+        total_tokens=sum(r.total_tokens for r in rows),
+        cost=sum((r.cost for r in rows), start=UsageTotals().cost),
+    )
+
+
+def date_range(since: date | None, until: date | None) -> tuple[date, date]:
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=DEFAULT_DAYS - 1)
+    if since > until:
+        raise BadRequest("from must not be after to", details={"field": "from"})
+    if (until - since).days > MAX_DAYS:
+        raise BadRequest(f"The range may span at most {MAX_DAYS} days", details={"field": "from"})
+    return since, until
+
+
+def app_usage(user_id: UUID, app_id: str, since: date | None, until: date | None) -> UsageOut:
+    app = apps.owned_app(user_id, app_id)
+    since, until = date_range(since, until)
+    by_model = [
+        ModelUsage(model=r["model"], **apps.totals_from(r).model_dump())
+        for r in db.usage_by_model(app["id"], since, until)
+    ]
+    by_day = [
+        DayUsage(day=r["day"], **apps.totals_from(r).model_dump()) for r in db.usage_by_day(app["id"], since, until)
+    ]
+    return UsageOut(
+        echo_app_id=str(app["id"]),
+        since=since,
+        until=until,
+        totals=_sum(list(by_model)),
+        by_model=by_model,
+        by_day=by_day,
+    )
+
+
+def export_csv(
+    user_id: UUID, app_scope: UUID | None, since: datetime | None, until: datetime | None, cursor: str | None
+) -> tuple[str, str | None]:
+    """(CSV text, next cursor): rows newest first, fetched a page at a time and written as they come."""
+    from echo_control import ledger
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    written = 0
+    while written < EXPORT_MAX_ROWS:
+        page = ledger.list_transactions(
+            user_id,
+            app_scope=app_scope,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=min(EXPORT_PAGE_ROWS, EXPORT_MAX_ROWS - written),
+        )
+        for t in page.transactions:
+            writer.writerow(
+                [
+                    t.id,
+                    t.created_at.isoformat(),
+                    t.echo_app_id or "",
+                    t.model,
+                    t.status,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.total_tokens,
+                    t.cost,
+                ]
+            )
+        written += len(page.transactions)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return out.getvalue(), cursor
+
+
+def rollup_mismatches() -> list[dict[str, Any]]:
+    """Rollup rows that differ from aggregates over the raw rows (should be none)."""
+    return db.rollup_mismatches()

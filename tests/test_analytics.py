@@ -1,0 +1,123 @@
+"""Usage analytics read rollups kept in the same transaction as each call; they always match the raw rows."""
+
+import csv
+import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from conftest import Api, KeyHolder, credit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from echo_control import analytics
+
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
+calls = st.lists(
+    st.fixed_dictionaries(
+        {
+            "model": st.sampled_from(MODELS),
+            "inputTokens": st.integers(0, 50_000),
+            "outputTokens": st.integers(0, 20_000),
+            "status": st.sampled_from(["success", "error", "timeout"]),
+            "cost": st.decimals(min_value=0, max_value=Decimal("0.5"), places=6).map(str),
+        }
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def test_usage_by_model_and_by_day_with_totals(key_holder: KeyHolder) -> None:
+    credit(key_holder.session.user["id"], "100")
+    sent = [("gpt-4o", 1000, 200, "0.010000"), ("gpt-4o", 3000, 100, "0.020000"), ("gpt-4o-mini", 500, 500, "0.001000")]
+    for model, tokens_in, tokens_out, cost in sent:
+        body = {"model": model, "inputTokens": tokens_in, "outputTokens": tokens_out, "cost": cost}
+        assert key_holder.call("POST", "/api/transactions", body).status == 201
+    usage = key_holder.session.call("GET", f"/api/echo-apps/{key_holder.app['id']}/usage").body
+    today = datetime.now(UTC).date()
+    assert usage["until"] == today.isoformat() and usage["since"] == (today - timedelta(days=29)).isoformat()
+    assert usage["totals"] == {
+        "calls": 3,
+        "inputTokens": 4500,
+        "outputTokens": 800,
+        "totalTokens": 5300,
+        "cost": "0.031000",
+    }
+    assert [(m["model"], m["calls"], m["cost"]) for m in usage["byModel"]] == [
+        ("gpt-4o", 2, "0.030000"),
+        ("gpt-4o-mini", 1, "0.001000"),
+    ]
+    assert [(d["day"], d["calls"]) for d in usage["byDay"]] == [(today.isoformat(), 3)]
+    past = key_holder.session.call(
+        "GET", f"/api/echo-apps/{key_holder.app['id']}/usage", query={"from": "2020-01-01", "to": "2020-01-31"}
+    ).body
+    assert past["totals"]["calls"] == 0 and past["byModel"] == []
+
+    listed = key_holder.session.call("GET", "/api/echo-apps").body["echoApps"][0]
+    assert listed["totals"]["calls"] == 3 and listed["totals"]["cost"] == "0.031000"
+    detail = key_holder.session.call("GET", f"/api/echo-apps/{key_holder.app['id']}").body
+    assert [m["model"] for m in detail["usageByModel"]] == ["gpt-4o", "gpt-4o-mini"]
+    assert len(detail["apiKeys"]) == 1 and len(detail["recentTransactions"]) == 3
+
+
+def test_app_details_show_the_20_most_recent_transactions(key_holder: KeyHolder) -> None:
+    credit(key_holder.session.user["id"], "10")
+    for i in range(23):
+        key_holder.call(
+            "POST", "/api/transactions", {"model": "gpt-4o", "inputTokens": i, "outputTokens": 0, "cost": "0.01"}
+        )
+    recent = key_holder.session.call("GET", f"/api/echo-apps/{key_holder.app['id']}").body["recentTransactions"]
+    assert len(recent) == 20
+    assert [t["inputTokens"] for t in recent] == list(range(22, 2, -1))
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ({"from": "2026-02-01", "to": "2026-01-01"}, 400),
+        ({"from": "2020-01-01", "to": "2026-01-01"}, 400),
+        ({"from": "yesterday"}, 422),
+    ],
+)
+def test_bad_usage_ranges_are_4xx(key_holder: KeyHolder, query, status) -> None:
+    reply = key_holder.session.call("GET", f"/api/echo-apps/{key_holder.app['id']}/usage", query=query)
+    assert reply.status == status
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=calls)
+def test_rollups_equal_raw_aggregates_after_concurrent_random_workloads(api: Api, key_holder: KeyHolder, batch) -> None:
+    credit(key_holder.session.user["id"], "100")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda body: Api(api.client.application).call("POST", "/api/transactions", key_holder.key, body).status,
+                batch,
+            )
+        )
+    assert set(statuses) == {201}
+    assert analytics.rollup_mismatches() == []
+
+
+def test_csv_export_pages_through_history(key_holder: KeyHolder, monkeypatch: pytest.MonkeyPatch) -> None:
+    credit(key_holder.session.user["id"], "10")
+    for i in range(7):
+        key_holder.call(
+            "POST", "/api/transactions", {"model": "gpt-4o", "inputTokens": i, "outputTokens": 1, "cost": "0.000100"}
+        )
+    monkeypatch.setattr(analytics, "EXPORT_PAGE_ROWS", 2)
+    monkeypatch.setattr(analytics, "EXPORT_MAX_ROWS", 5)
+    session = key_holder.session
+    first = session.call("GET", "/api/transactions/export", query={"echoAppId": key_holder.app["id"]})
+    assert first.status == 200 and first.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(first.body)))
+    assert len(rows) == 5 and [r["inputTokens"] for r in rows] == ["6", "5", "4", "3", "2"]
+    assert rows[0]["cost"] == "0.000100" and rows[0]["model"] == "gpt-4o"
+    cursor = first.headers["X-Next-Cursor"]
+    rest = session.call("GET", "/api/transactions/export", query={"echoAppId": key_holder.app["id"], "cursor": cursor})
+    assert [r["inputTokens"] for r in csv.DictReader(io.StringIO(rest.body))] == ["1", "0"]
+    assert "X-Next-Cursor" not in rest.headers
+    none = session.call("GET", "/api/transactions/export", query={"from": "2999-01-01T00:00:00Z"})
+    assert none.body.strip() == ",".join(analytics.CSV_COLUMNS)
