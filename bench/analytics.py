@@ -16,9 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 from common import drop_database, fresh_database  # type: ignore[import-not-found]
 
-MODELS = [("gpt-4o", 2500, 10000), ("gpt-4o-mini", 150, 600), ("claude-3-5-sonnet", 3000, 15000),
-          ("claude-3-5-haiku", 800, 4000), ("gemini-2.0-flash", 100, 400), ("gemini-2.5-pro", 1250, 10000),
-          ("o4-mini", 1100, 4400), ("gpt-4.1", 2000, 8000)]  # micro-dollars per 1k tokens (in, out)
+MODELS = [
+    ("gpt-4o", 2500, 10000),
+    ("gpt-4o-mini", 150, 600),
+    ("claude-3-5-sonnet", 3000, 15000),
+    ("claude-3-5-haiku", 800, 4000),
+    ("gemini-2.0-flash", 100, 400),
+    ("gemini-2.5-pro", 1250, 10000),
+    ("o4-mini", 1100, 4400),
+    ("gpt-4.1", 2000, 8000),
+]  # micro-dollars per 1k tokens (in, out)
 USERS, APPS, OWNERS = 1000, 200, 100
 
 
@@ -53,8 +60,10 @@ def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.U
                 status = "success" if rng.random() < 0.97 else ("error" if rng.random() < 0.7 else "timeout")
                 app, owner = apps[app_index]
                 stamp = (base + timedelta(seconds=second)).isoformat()
-                lines.append(f"{uuid.uuid4()}\t{model}\t{tokens_in}\t{tokens_out}\t{tokens_in + tokens_out}\t"
-                             f"{micros // 1_000_000}.{micros % 1_000_000:06d}\t{status}\t{owner}\t{app}\t{stamp}\n")
+                lines.append(
+                    f"{uuid.uuid4()}\t{model}\t{tokens_in}\t{tokens_out}\t{tokens_in + tokens_out}\t"
+                    f"{micros // 1_000_000}.{micros % 1_000_000:06d}\t{status}\t{owner}\t{app}\t{stamp}\n"
+                )
             copy.write("".join(lines))
     conn.execute("ALTER TABLE llm_transactions ADD PRIMARY KEY (id)")
     conn.execute("CREATE INDEX llm_transactions_user_idx ON llm_transactions (user_id, created_at DESC, id DESC)")
@@ -73,7 +82,7 @@ def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.U
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -91,52 +100,96 @@ def main() -> None:
     try:
         began = time.monotonic()
         with psycopg.connect(url, autocommit=True) as conn:
-            users, apps = load(conn, args.rows)
+            _, apps = load(conn, args.rows)
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
             tables = conn.execute(
                 "SELECT relname, pg_size_pretty(pg_total_relation_size(oid)) FROM pg_class "
-                "WHERE relname IN ('llm_transactions', 'usage_daily') ORDER BY relname").fetchall()
+                "WHERE relname IN ('llm_transactions', 'usage_daily') ORDER BY relname"
+            ).fetchall()
             rollup_rows = conn.execute("SELECT count(*) FROM usage_daily").fetchone()[0]
-        print(f"loaded {args.rows:,} transactions in {time.monotonic() - began:.0f}s; database {size}; "
-              + ", ".join(f"{name} {pretty}" for name, pretty in tables) + f"; {rollup_rows:,} rollup rows")
+        print(
+            f"loaded {args.rows:,} transactions in {time.monotonic() - began:.0f}s; database {size}; "
+            + ", ".join(f"{name} {pretty}" for name, pretty in tables)
+            + f"; {rollup_rows:,} rollup rows"
+        )
 
         gateway = LocalApiGateway()
         routes = {(r.method, r.path): r for r in gateway.api.routes}
         owners = sorted({owner for _, owner in apps})
 
         def context(user: uuid.UUID) -> dict:
-            return {"userId": str(user), "email": "bench@example.com", "role": "user", "authType": "user",
-                    "principalId": str(user)}
+            return {
+                "userId": str(user),
+                "email": "bench@example.com",
+                "role": "user",
+                "authType": "user",
+                "principalId": str(user),
+            }
 
-        def event(path_template: str, path: str, user: uuid.UUID, query: dict | None = None,
-                  params: dict | None = None) -> dict:
-            return {"resource": path_template, "path": path, "httpMethod": "GET", "headers": {},
-                    "multiValueHeaders": {}, "queryStringParameters": query,
-                    "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-                    "pathParameters": params, "body": None, "isBase64Encoded": False,
-                    "requestContext": {"requestId": str(uuid.uuid4()), "authorizer": context(user),
-                                       "resourcePath": path_template, "httpMethod": "GET"}}
+        def event(
+            path_template: str, path: str, user: uuid.UUID, query: dict | None = None, params: dict | None = None
+        ) -> dict:
+            return {
+                "resource": path_template,
+                "path": path,
+                "httpMethod": "GET",
+                "headers": {},
+                "multiValueHeaders": {},
+                "queryStringParameters": query,
+                "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+                "pathParameters": params,
+                "body": None,
+                "isBase64Encoded": False,
+                "requestContext": {
+                    "requestId": str(uuid.uuid4()),
+                    "authorizer": context(user),
+                    "resourcePath": path_template,
+                    "httpMethod": "GET",
+                },
+            }
 
         deep_cursor = {}
         for owner in owners:  # a cursor about six months back in each owner's history
-            row = db.connection().execute(
-                "SELECT id, created_at FROM llm_transactions WHERE user_id = %s AND created_at < now() - interval "
-                "'182 days' ORDER BY created_at DESC, id DESC LIMIT 1", [owner]).fetchone()
+            row = (
+                db.connection()
+                .execute(
+                    "SELECT id, created_at FROM llm_transactions WHERE user_id = %s AND created_at < now() - interval "
+                    "'182 days' ORDER BY created_at DESC, id DESC LIMIT 1",
+                    [owner],
+                )
+                .fetchone()
+            )
             if row:
                 deep_cursor[owner] = ledger.encode_cursor(row)
 
         rng = random.Random(11)
         cases = {
-            "usage (30 days)": lambda: (routes[("GET", "/api/echo-apps/{id}/usage")], event(
-                "/api/echo-apps/{id}/usage", f"/api/echo-apps/{(a := rng.choice(apps))[0]}/usage", a[1],
-                params={"id": str(a[0])})),
-            "app list with totals": lambda: (routes[("GET", "/api/echo-apps")], event(
-                "/api/echo-apps", "/api/echo-apps", rng.choice(owners))),
-            "history, first page": lambda: (routes[("GET", "/api/transactions")], event(
-                "/api/transactions", "/api/transactions", rng.choice(owners), query={"limit": "50"})),
-            "history, page ~6 months deep": lambda: (routes[("GET", "/api/transactions")], event(
-                "/api/transactions", "/api/transactions", (o := rng.choice(list(deep_cursor))),
-                query={"limit": "50", "cursor": deep_cursor[o]})),
+            "usage (30 days)": lambda: (
+                routes[("GET", "/api/echo-apps/{id}/usage")],
+                event(
+                    "/api/echo-apps/{id}/usage",
+                    f"/api/echo-apps/{(a := rng.choice(apps))[0]}/usage",
+                    a[1],
+                    params={"id": str(a[0])},
+                ),
+            ),
+            "app list with totals": lambda: (
+                routes[("GET", "/api/echo-apps")],
+                event("/api/echo-apps", "/api/echo-apps", rng.choice(owners)),
+            ),
+            "history, first page": lambda: (
+                routes[("GET", "/api/transactions")],
+                event("/api/transactions", "/api/transactions", rng.choice(owners), query={"limit": "50"}),
+            ),
+            "history, page ~6 months deep": lambda: (
+                routes[("GET", "/api/transactions")],
+                event(
+                    "/api/transactions",
+                    "/api/transactions",
+                    (o := rng.choice(list(deep_cursor))),
+                    query={"limit": "50", "cursor": deep_cursor[o]},
+                ),
+            ),
         }
         print(f"{'endpoint (handler)':<32}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}   ({args.requests} requests each)")
         for label, make in cases.items():
@@ -151,8 +204,7 @@ def main() -> None:
                 assert result["statusCode"] == 200, result["body"]
                 if i >= 20:  # the first calls warm the container and the connection
                     timings.append(elapsed)
-            print(f"{label:<32}{statistics.median(timings):>9.2f}{percentile(timings, 99):>9.2f}"
-                  f"{max(timings):>9.2f}")
+            print(f"{label:<32}{statistics.median(timings):>9.2f}{percentile(timings, 99):>9.2f}{max(timings):>9.2f}")
     finally:
         db.discard_connection()
         if not args.keep:

@@ -42,6 +42,19 @@ EXPECTED_STATUS = {
     "pay_mock_checkout": 303,
     "get_app_usage": 200,
     "export_transactions": 200,
+    "show_home": 303,
+    "show_sign_in": 200,
+    "sign_in": 303,
+    "sign_out": 303,
+    "show_dashboard": 200,
+    "create_app_page": 303,
+    "show_app": 200,
+    "create_key_page": 200,
+    "revoke_key_page": 303,
+    "show_balance": 200,
+    "adjust_balance_page": 303,
+    "buy_credits": 303,
+    "export_app_transactions": 200,
 }
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 
@@ -53,8 +66,9 @@ def sample_rows() -> None:
 
     with db.transaction() as conn:
         conn.execute(
-            "INSERT INTO users (id, email, clerk_id) VALUES (%s, 'sample@example.com', 'dev_sample@example.com'), "
-            "(%s, 'events-admin@example.com', 'dev_events-admin@example.com') ON CONFLICT DO NOTHING",
+            "INSERT INTO users (id, email, clerk_id, role) VALUES "
+            "(%s, 'sample@example.com', 'dev_sample@example.com', 'user'), "
+            "(%s, 'events-admin@example.com', 'dev_events-admin@example.com', 'admin') ON CONFLICT DO NOTHING",
             [USER, ADMIN],
         )
         conn.execute("INSERT INTO balances (user_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [USER, ADMIN])
@@ -101,6 +115,14 @@ def test_sample_event_through_its_handler(
 
         event["headers"]["Stripe-Signature"] = payments.sign_payload(event["body"], config.DEV_WEBHOOK_SECRET)
     monkeypatch.setenv("ECHO_PUBLIC_URL", live_server)  # where the mock checkout delivers its webhook
+    cookie = (event.get("headers") or {}).get("Cookie", "")
+    if "SIGNED-BY-THE-TESTS" in cookie:  # a session cookie must be signed with this run's key
+        from echo_control import auth
+
+        token, _ = auth.issue_dev_session(
+            "events-admin@example.com" if "adjust" in event_file.stem else "sample@example.com"
+        )
+        event["headers"]["Cookie"] = cookie.replace("SIGNED-BY-THE-TESTS", token)
     result = handler(event, LambdaContext(event_file.stem))
     name = event_file.stem
     if name == "authorizer":

@@ -4,17 +4,20 @@ import functools
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
 
 from echo_control import auth
-from echo_control.errors import EchoError, Forbidden
-from echo_control.http import Caller, caller_from_context
+from echo_control.errors import EchoError, Forbidden, Unprocessable
+from echo_control.http import Caller, caller_from_context, make_resolver
 
 SESSION_COOKIE = "echo_session"
+CLERK_SESSION_COOKIE = "__session"  # what Clerk's frontend sets on the app's domain
 HTML = "text/html; charset=utf-8"
+MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
     "'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
@@ -65,7 +68,7 @@ def page_caller(app: APIGatewayRestResolver) -> Caller | None:
         cookies.load(app.current_event.headers.get("cookie") or "")
     except Exception:  # a malformed Cookie header is just no session
         return None
-    morsel = cookies.get(SESSION_COOKIE)
+    morsel = cookies.get(SESSION_COOKIE) or cookies.get(CLERK_SESSION_COOKIE)
     if morsel is None or not morsel.value:
         return None
     try:
@@ -73,6 +76,39 @@ def page_caller(app: APIGatewayRestResolver) -> Caller | None:
     except EchoError:
         return None
     return who if who.auth_type == "user" else None
+
+
+def page_resolver() -> APIGatewayRestResolver:
+    """A resolver whose errors are pages a person can read, not JSON."""
+    app = make_resolver()
+
+    @app.exception_handler(EchoError)
+    def _page_error(exc: EchoError) -> Response:
+        if isinstance(exc, SignInRequired):
+            return redirect("/sign-in?" + urlencode({"next": exc.next_path}))
+        return render("error.html", status=exc.status, error=exc, user=None)
+
+    return app
+
+
+def signed_in(app: APIGatewayRestResolver) -> Caller:
+    """The page's person, or a redirect to sign-in (raised, so handlers stay straight-line)."""
+    who = page_caller(app)
+    if who is None:
+        raise SignInRequired(app.current_event.path)
+    return who
+
+
+class SignInRequired(EchoError):
+    status, code = 401, "sign_in_required"
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("Please sign in")
+        self.next_path = next_path
+
+
+def user_view(who: Caller) -> dict[str, str]:
+    return {"email": who.email, "role": who.role}
 
 
 def check_same_origin(app: APIGatewayRestResolver) -> None:
@@ -85,7 +121,70 @@ def check_same_origin(app: APIGatewayRestResolver) -> None:
 
 
 def form(app: APIGatewayRestResolver) -> dict[str, str]:
+    """A same-origin form post's fields (empty optional fields dropped)."""
     from urllib.parse import parse_qs
 
+    check_same_origin(app)
     body = app.current_event.decoded_body or ""
-    return {k: v[-1] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    if len(body) > MAX_FORM_BYTES:
+        raise Unprocessable("The form is too large")
+    return {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
+
+
+def parse_form[M: BaseModel](model: type[M], fields: dict[str, Any]) -> M:
+    """Validates a form with the API's own models; the first problem becomes a readable message."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "form"
+        raise Unprocessable(f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+def local_path(value: str | None, default: str) -> str:
+    """Only same-site paths may be redirect targets (no open redirects)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height: int = 160) -> dict[str, Any]:
+    """Geometry for an SVG bar chart of cost per day over [since, until] (days without calls drawn empty)."""
+    from datetime import timedelta
+
+    cost_by_day = {d.day: d.cost for d in by_day}
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    peak = max(cost_by_day.values(), default=0) or 1
+    slot = width / max(len(days), 1)
+    bars = []
+    for i, day in enumerate(days):
+        cost = cost_by_day.get(day, 0)
+        bar_height = float(cost / peak) * (height - 20) if cost else 0
+        bars.append(
+            {
+                "x": round(i * slot + 1, 2),
+                "y": round(height - bar_height, 2),
+                "w": round(max(slot - 2, 1), 2),
+                "h": round(bar_height, 2),
+                "day": day.isoformat(),
+                "cost": cost,
+            }
+        )
+    return {"bars": bars, "width": width, "height": height, "peak": peak, "first": days[0], "last": days[-1]}
+
+
+def app_page(who: Caller, app_id: str) -> dict[str, Any]:
+    """What the app page shows: details, 30-day usage with its chart, keys, recent transactions."""
+    from echo_control import analytics, apps
+
+    details = apps.app_details(who.user_id, app_id)
+    usage = analytics.app_usage(who.user_id, app_id, None, None)
+    return {
+        "active": "dashboard",
+        "user": user_view(who),
+        "app": details,
+        "usage": usage,
+        "chart": day_bars(usage.by_day, usage.since, usage.until),
+        "keys": details.api_keys,
+        "next_path": f"/apps/{details.id}",
+    }

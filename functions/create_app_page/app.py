@@ -1,0 +1,19 @@
+"""POST /dashboard/apps — the dashboard's create-app form."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from echo_control import apps, pages
+from echo_control.http import entrypoint
+from echo_control.models import EchoAppCreate
+
+app = pages.page_resolver()
+
+
+@app.post("/dashboard/apps", include_in_schema=False)
+def create_app_page() -> Response[str]:
+    who = pages.signed_in(app)
+    created = apps.create_app(who.user_id, pages.parse_form(EchoAppCreate, pages.form(app)))
+    return pages.redirect(f"/apps/{created.id}")
+
+
+lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON

@@ -1,0 +1,28 @@
+"""GET /apps/{id}/transactions.csv — the app page's CSV download (session cookie, unlike the bearer API)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+
+from echo_control import analytics, apps, pages
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+
+
+@app.get("/apps/<id>/transactions.csv", include_in_schema=False)
+def export_app_transactions(
+    id: Annotated[str, Path(max_length=64)],
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response[str]:
+    who = pages.signed_in(app)
+    owned = apps.owned_app(who.user_id, id)
+    text, next_cursor = analytics.export_csv(who.user_id, owned["id"], None, None, cursor)
+    headers = {"Content-Disposition": f'attachment; filename="{owned["id"]}-transactions.csv"'}
+    if next_cursor:
+        headers["X-Next-Cursor"] = next_cursor
+    return Response(status_code=200, content_type="text/csv; charset=utf-8", body=text, headers=headers)
+
+
+lambda_handler = entrypoint(app)

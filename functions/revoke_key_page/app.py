@@ -1,0 +1,26 @@
+"""POST /apps/{id}/keys/{key_id}/revoke — revoke a key from the app page."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from echo_control import apps, keys, pages
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+
+
+@app.post("/apps/<id>/keys/<key_id>/revoke", include_in_schema=False)
+def revoke_key_page(
+    id: Annotated[str, Path(max_length=64)],
+    key_id: Annotated[str, Path(max_length=64)],
+) -> Response[str]:
+    who = pages.signed_in(app)
+    pages.form(app)
+    owned = apps.owned_app(who.user_id, id)
+    keys.revoke_key(who.user_id, key_id)
+    return pages.redirect(f"/apps/{owned['id']}")
+
+
+lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON

@@ -1,0 +1,35 @@
+"""GET /balance — balance, payment history, spend history; for admins, a form to adjust balances."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from echo_control import ledger, pages, payments
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+NOTICES = {
+    "success": ("Thanks! Your payment was received; credits appear as soon as Stripe confirms it.", "ok"),
+    "cancelled": ("Checkout was cancelled; nothing was charged.", ""),
+    "adjusted": ("The balance was adjusted.", "ok"),
+}
+
+
+@app.get("/balance", include_in_schema=False)
+def show_balance(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
+    who = pages.signed_in(app)
+    notice, kind = NOTICES.get(payment or "", (None, None))
+    return pages.render(
+        "balance.html",
+        active="balance",
+        user=pages.user_view(who),
+        balance=ledger.get_balance(who.user_id),
+        payments=payments.list_payments(who.user_id).payments,
+        spend=ledger.list_transactions(who.user_id, limit=20).transactions,
+        notice=notice,
+        notice_kind=kind,
+    )
+
+
+lambda_handler = entrypoint(app)

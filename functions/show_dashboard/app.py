@@ -1,0 +1,27 @@
+"""GET /dashboard — every app with its usage, the balance at a glance, create an app, buy credits."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from echo_control import apps, ledger, pages
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+
+
+@app.get("/dashboard", include_in_schema=False)
+def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
+    who = pages.signed_in(app)
+    return pages.render(
+        "dashboard.html",
+        active="dashboard",
+        user=pages.user_view(who),
+        apps=apps.list_apps(who.user_id).echo_apps,
+        balance=ledger.get_balance(who.user_id),
+        next_path="/dashboard",
+    )
+
+
+lambda_handler = entrypoint(app)

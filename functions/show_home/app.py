@@ -1,0 +1,16 @@
+"""GET / — the dashboard for a signed-in person, sign-in otherwise."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from echo_control import pages
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+
+
+@app.get("/", include_in_schema=False)
+def show_home() -> Response[str]:
+    return pages.redirect("/dashboard" if pages.page_caller(app) else "/sign-in")
+
+
+lambda_handler = entrypoint(app)

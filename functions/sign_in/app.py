@@ -1,0 +1,20 @@
+"""POST /sign-in — dev mode: sign in with an email; sets the session cookie."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from echo_control import auth, pages
+from echo_control.http import entrypoint
+from echo_control.models import DevSessionIn
+
+app = pages.page_resolver()
+
+
+@app.post("/sign-in", include_in_schema=False)
+def sign_in() -> Response[str]:
+    fields = pages.form(app)
+    body = pages.parse_form(DevSessionIn, {"email": fields.get("email", "")})
+    token, _ = auth.issue_dev_session(body.email)
+    return pages.redirect(pages.local_path(fields.get("next"), "/dashboard"), cookie=pages.session_cookie(token))
+
+
+lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON

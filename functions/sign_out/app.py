@@ -1,0 +1,17 @@
+"""POST /sign-out — forget the session cookie."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from echo_control import pages
+from echo_control.http import entrypoint
+
+app = pages.page_resolver()
+
+
+@app.post("/sign-out", include_in_schema=False)
+def sign_out() -> Response[str]:
+    pages.form(app)
+    return pages.redirect("/sign-in", cookie=pages.cleared_cookie())
+
+
+lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
