@@ -42,7 +42,8 @@ build: $(SAM_VENV)/.installed
 	$(SAM) build
 
 openapi: $(BIN)/.installed
-	$(BIN)/python -m local_runner.openapi > openapi.json
+	$(BIN)/python -m local_runner.openapi > layers/common/echo_control/openapi.json.new
+	mv layers/common/echo_control/openapi.json.new layers/common/echo_control/openapi.json
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/debits.py

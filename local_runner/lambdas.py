@@ -38,14 +38,19 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def load_handler(code_dir: Path) -> Handler:
+def load_module(code_dir: Path) -> ModuleType:
     """A fresh instance of code_dir/app.py (its own module, as in its own container)."""
     name = f"_lambda_{code_dir.name}_{next(_instance_numbers)}"
     spec = importlib.util.spec_from_file_location(name, code_dir / "app.py")
     assert spec and spec.loader
     module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.lambda_handler
+    return module
+
+
+def load_handler(code_dir: Path) -> Handler:
+    handler: Handler = load_module(code_dir).lambda_handler
+    return handler
 
 
 class Function:

@@ -57,7 +57,7 @@ def proxy_event(request: Request, route: template.Route, path_params: dict[str, 
             "stage": STAGE,
             "resourcePath": route.path,
             "httpMethod": request.method,
-            "path": f"/{STAGE}{request.path}",
+            "path": request.path,  # served at the root, as on a custom domain
             "protocol": "HTTP/1.1",
             "requestId": str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
@@ -147,7 +147,7 @@ class LocalApiGateway:
         except Exception as exc:
             if str(exc) == "Unauthorized":
                 return _json(401, UNAUTHORIZED)
-            # AUTHORIZER_FAILURE gateway response (template.yaml): retryable
+            # AUTHORIZER_CONFIGURATION_ERROR gateway response (template.yaml): retryable
             return _json(503, AUTHORIZER_FAILURE, {"Retry-After": "2"})
         statement = policy["policyDocument"]["Statement"][0]
         if statement["Effect"] != "Allow":

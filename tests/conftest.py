@@ -1,6 +1,7 @@
 """Shared fixtures: a real PostgreSQL per test session, the local API gateway, signed-in users."""
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -208,8 +209,31 @@ def key_holder(user: Session) -> KeyHolder:
 @pytest.fixture(scope="session")
 def live_server(gateway: Any) -> Iterator[str]:
     """The same gateway over real HTTP on a loopback port, as `make dev` serves it."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns a failure's report
     server = make_server("127.0.0.1", 0, gateway, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/ensure-chromium; Playwright never downloads one
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -55,6 +55,8 @@ EXPECTED_STATUS = {
     "adjust_balance_page": 303,
     "buy_credits": 303,
     "export_app_transactions": 200,
+    "get_openapi_document": 200,
+    "show_api_docs": 200,
 }
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 

@@ -23,4 +23,4 @@ def adjust_balance_page() -> Response[str]:
     return pages.redirect("/balance?payment=adjusted")
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

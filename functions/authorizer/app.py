@@ -4,8 +4,10 @@ API Gateway answers 401 when this raises "Unauthorized"; otherwise the caller tr
 
 from typing import Any
 
-from echo_control import auth
-from echo_control.errors import EchoError
+import psycopg
+
+from echo_control import auth, db
+from echo_control.errors import EchoError, ServiceUnavailable
 from echo_control.observability import logger
 
 
@@ -14,6 +16,10 @@ from echo_control.observability import logger
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return auth.authorizer_policy(event)
+    except (ServiceUnavailable, psycopg.OperationalError):
+        # Not the caller's fault: failing here makes API Gateway answer AUTHORIZER_FAILURE (503, Retry-After).
+        db.discard_connection()
+        raise
     except EchoError as exc:
         logger.info("request refused", extra={"reason": exc.message})
         raise Exception("Unauthorized") from None

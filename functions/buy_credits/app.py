@@ -18,4 +18,4 @@ def buy_credits() -> Response[str]:
     return pages.redirect(link.url)
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

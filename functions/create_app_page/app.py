@@ -16,4 +16,4 @@ def create_app_page() -> Response[str]:
     return pages.redirect(f"/apps/{created.id}")
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import apps
-from echo_control.http import entrypoint, json_response, make_resolver, user_caller
+from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
 from echo_control.models import EchoAppCreate, EchoAppOut
 
 app = make_resolver()
@@ -14,6 +14,7 @@ app = make_resolver()
 
 @app.post(
     "/api/echo-apps",
+    security=SESSION,
     tags=["Echo apps"],
     responses={201: {"description": "Created", "content": {"application/json": {"model": EchoAppOut}}}},
 )

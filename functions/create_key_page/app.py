@@ -20,4 +20,4 @@ def create_key_page(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     return pages.render("app.html", **pages.app_page(who, id), new_key=created)
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

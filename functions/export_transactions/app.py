@@ -1,27 +1,28 @@
 """GET /api/transactions/export — history as CSV for a date range; X-Next-Cursor continues a long export."""
 
-from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from echo_control import analytics, apps
-from echo_control.http import entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.models import NO_NUL, AwareDateTime
 
 app = make_resolver()
 
 
 @app.get(
     "/api/transactions/export",
+    security=SESSION,
     tags=["Transactions"],
     responses={200: {"description": "CSV, newest first", "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def export_transactions(
-    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64, pattern=NO_NUL)] = None,
+    since: Annotated[AwareDateTime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDateTime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> Response[str]:
     owner = user_caller(app).user_id
     app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None

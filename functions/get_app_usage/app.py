@@ -1,22 +1,21 @@
 """GET /api/echo-apps/{id}/usage — usage by model and by day for a date range (default: the last 30 days)."""
 
-from datetime import date
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from echo_control import analytics
-from echo_control.http import entrypoint, make_resolver, user_caller
-from echo_control.models import UsageOut
+from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.models import NO_NUL, IsoDate, UsageOut
 
 app = make_resolver()
 
 
-@app.get("/api/echo-apps/<id>/usage", tags=["Analytics"])
+@app.get("/api/echo-apps/<id>/usage", security=SESSION, tags=["Analytics"])
 def get_app_usage(
-    id: Annotated[str, Path(max_length=64)],
-    since: Annotated[date | None, Query(alias="from")] = None,
-    until: Annotated[date | None, Query(alias="to")] = None,
+    id: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
+    since: Annotated[IsoDate | None, Query(alias="from")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to")] = None,
 ) -> UsageOut:
     return analytics.app_usage(user_caller(app).user_id, id, since, until)
 

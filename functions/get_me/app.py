@@ -2,13 +2,13 @@
 
 from echo_control import apps, db
 from echo_control.errors import Unauthorized
-from echo_control.http import caller, entrypoint, make_resolver
+from echo_control.http import SESSION_OR_API_KEY, caller, entrypoint, make_resolver
 from echo_control.models import MeOut, UserOut
 
 app = make_resolver()
 
 
-@app.get("/api/me", tags=["Auth"])
+@app.get("/api/me", security=SESSION_OR_API_KEY, tags=["Auth"])
 def get_me() -> MeOut:
     who = caller(app)
     user = db.user_by_id(who.user_id)

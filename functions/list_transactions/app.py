@@ -1,27 +1,33 @@
 """GET /api/transactions — the caller's LLM call history, newest first, filtered, cursor-paginated."""
 
-from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from echo_control import apps, auth, ledger
-from echo_control.http import entrypoint, make_resolver, user_caller
-from echo_control.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TransactionPage, TransactionStatus
+from echo_control.http import SESSION, ActingUserId, entrypoint, make_resolver, user_caller
+from echo_control.models import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    NO_NUL,
+    AwareDateTime,
+    TransactionPage,
+    TransactionStatus,
+)
 
 app = make_resolver()
 
 
-@app.get("/api/transactions", tags=["Transactions"])
+@app.get("/api/transactions", security=SESSION, tags=["Transactions"])
 def list_transactions(
-    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64)] = None,
-    model: Annotated[str | None, Query(max_length=100)] = None,
+    echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64, pattern=NO_NUL)] = None,
+    model: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     status: Annotated[TransactionStatus | None, Query()] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[AwareDateTime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDateTime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    user_id: ActingUserId = None,
 ) -> TransactionPage:
     owner = auth.acting_user(user_caller(app), user_id)
     app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None

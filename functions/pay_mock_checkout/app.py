@@ -18,4 +18,4 @@ def pay_mock_checkout(session_id: Annotated[str, Path(max_length=100)]) -> Respo
     return pages.redirect("/balance?payment=success")
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

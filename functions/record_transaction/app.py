@@ -6,20 +6,27 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from echo_control import ledger, observability
-from echo_control.http import JSON, entrypoint, key_caller, make_resolver
-from echo_control.models import TransactionCreate, TransactionRecorded
+from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
+from echo_control.models import NO_NUL, TransactionCreate, TransactionRecorded
 
 app = make_resolver()
 
 
 @app.post(
     "/api/transactions",
+    security=API_KEY,
     tags=["Transactions"],
-    responses={201: {"description": "Recorded", "content": {"application/json": {"model": TransactionRecorded}}}},
+    responses={
+        201: {"description": "Recorded", "content": {"application/json": {"model": TransactionRecorded}}},
+        402: {"description": "The balance does not cover the cost; nothing is recorded"},
+        409: {"description": "This Idempotency-Key was used with a different request"},
+    },
 )
 def record_transaction(
     body: Annotated[TransactionCreate, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
+    ] = None,
 ) -> Response[dict[str, Any]]:
     status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
     if not replayed:

@@ -5,14 +5,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from echo_control import keys
-from echo_control.http import entrypoint, make_resolver, user_caller
-from echo_control.models import ApiKeyOut
+from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.models import NO_NUL, ApiKeyOut
 
 app = make_resolver()
 
 
-@app.delete("/api/api-keys/<id>", tags=["API keys"])
-def revoke_api_key(id: Annotated[str, Path(max_length=64)]) -> ApiKeyOut:
+@app.delete("/api/api-keys/<id>", security=SESSION, tags=["API keys"])
+def revoke_api_key(id: Annotated[str, Path(max_length=64, pattern=NO_NUL)]) -> ApiKeyOut:
     return keys.revoke_key(user_caller(app).user_id, id)
 
 

@@ -23,4 +23,4 @@ def revoke_key_page(
     return pages.redirect(f"/apps/{owned['id']}")
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

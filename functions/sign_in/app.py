@@ -17,4 +17,4 @@ def sign_in() -> Response[str]:
     return pages.redirect(pages.local_path(fields.get("next"), "/dashboard"), cookie=pages.session_cookie(token))
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -14,4 +14,4 @@ def sign_out() -> Response[str]:
     return pages.redirect("/sign-in", cookie=pages.cleared_cookie())
 
 
-lambda_handler = entrypoint(app, screen=False)  # a form post, not JSON
+lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -22,4 +22,4 @@ def stripe_webhook() -> WebhookAck:
 
 
 # Stripe's content type and sizes are its own: the route checks them itself.
-lambda_handler = entrypoint(app, screen=False)
+lambda_handler = entrypoint(app, json_body=False)

@@ -5,15 +5,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from echo_control import apps
-from echo_control.http import entrypoint, make_resolver, user_caller
-from echo_control.models import EchoAppOut, EchoAppUpdate
+from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.models import NO_NUL, EchoAppOut, EchoAppUpdate
 
 app = make_resolver()
 
 
-@app.put("/api/echo-apps/<id>", tags=["Echo apps"])
+@app.put("/api/echo-apps/<id>", security=SESSION, tags=["Echo apps"])
 def update_echo_app(
-    id: Annotated[str, Path(max_length=64)],
+    id: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
     body: Annotated[EchoAppUpdate, Body()],
 ) -> EchoAppOut:
     return apps.update_app(user_caller(app).user_id, id, body)

@@ -2,7 +2,6 @@
 
 import os
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 # Used only when no webhook secret is configured: the local mock checkout signs with it.
@@ -86,10 +85,6 @@ def data_dir() -> Path:
 
 def public_base_url() -> str:
     return os.environ.get("ECHO_PUBLIC_URL", "http://localhost:3000").rstrip("/")
-
-
-def max_payment_usd() -> Decimal:
-    return Decimal(os.environ.get("ECHO_MAX_PAYMENT_USD", "10000"))
 
 
 def rate_limit_per_minute() -> int:

@@ -1,24 +1,38 @@
 """The handler room's shared parts: a resolver with every error mapped once, the caller, and the entry point."""
 
+import base64
+import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
 from echo_control import db, keys
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
+from echo_control.models import NO_NUL
 from echo_control.observability import logger, metrics, tracer
 
 JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024
+
+# OpenAPI security requirements of a route; the authorizer (template.yaml) is what enforces them.
+SESSION: list[dict[str, list[str]]] = [{"session": []}]
+API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}]
+SESSION_OR_API_KEY = SESSION + API_KEY
+
+# ?userId= (kept from the seed): an admin acts for that user; anyone else naming another user gets 403.
+ActingUserId = Annotated[
+    str | None, Query(alias="userId", max_length=64, pattern=NO_NUL, description="Admins only: act for this user")
+]
 
 
 def error_response(
@@ -146,10 +160,18 @@ def key_caller(app: APIGatewayRestResolver) -> Caller:
     return who
 
 
-def screen_request(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Refuses oversized bodies and non-JSON content before any handler runs; None lets the request on."""
+def screen_request(event: dict[str, Any], *, json_body: bool = True) -> dict[str, Any] | None:
+    """Refuses what no handler should see; None lets the request on.
+
+    Path and query values with NUL or lone surrogates (PostgreSQL text cannot hold them); and for JSON routes
+    bodies over 64 KB, other content types, and JSON that parses ambiguously: duplicate keys, NaN/Infinity,
+    numbers too long to be numbers, invalid UTF-8.
+    """
+    values = [*(event.get("pathParameters") or {}).values(), *(event.get("queryStringParameters") or {}).values()]
+    if any(unstorable(value) for value in values if isinstance(value, str)):
+        return _raw_error(400, "invalid_characters", "Path and query values must not contain NUL or lone surrogates")
     body = event.get("body")
-    if body is None or body == "":
+    if not json_body or body is None or body == "":
         return None
     if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
         return _raw_error(413, "payload_too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes")
@@ -157,26 +179,62 @@ def screen_request(event: dict[str, Any]) -> dict[str, Any] | None:
     content_type = (headers.get("content-type") or JSON).split(";")[0].strip().lower()
     if content_type != JSON and not content_type.endswith("+json"):
         return _raw_error(415, "unsupported_media_type", "Send the body as application/json")
+    try:
+        text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
+        parsed = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        # ValueError covers JSONDecodeError, duplicate keys, NaN and Python's limit on integer digits.
+        return _raw_error(400, "invalid_json", "The request body is not valid JSON", str(exc)[:200])
+    # NUL and lone surrogates parse from JSON escapes but cannot be stored.
+    if any(unstorable(text) for text in _strings(parsed)):
+        return _raw_error(400, "invalid_characters", "Strings must not contain NUL (\\u0000) or lone surrogates")
     return None
 
 
-def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+def unstorable(value: str) -> bool:
+    return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate keys in an object")
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _raw_error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {
         "statusCode": status,
         "headers": {"Content-Type": JSON},
-        "body": json.dumps({"error": {"code": code, "message": message, "details": None}}),
+        "body": json.dumps({"error": {"code": code, "message": message, "details": details}}),
         "isBase64Encoded": False,
     }
 
 
-def entrypoint(app: APIGatewayRestResolver, *, screen: bool = True) -> Callable[[dict, Any], dict]:
-    """The function's lambda_handler: observability around a screened app.resolve."""
+def entrypoint(app: APIGatewayRestResolver, *, json_body: bool = True) -> Callable[[dict, Any], dict]:
+    """The function's lambda_handler: observability around a screened app.resolve (json_body=False: forms)."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics(raise_on_empty_metrics=False)
     @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict, context: Any) -> dict:
-        if screen and (rejected := screen_request(event)) is not None:
+        if (rejected := screen_request(event, json_body=json_body)) is not None:
             return rejected
         return app.resolve(event, context)
 

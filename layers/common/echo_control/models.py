@@ -1,18 +1,36 @@
 """The API contract: request and response bodies (camelCase JSON, money as decimal strings of USD)."""
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 # Bounds the API promises (and documents in OpenAPI).
 MAX_NAME_LENGTH = 100
 MAX_DESCRIPTION_LENGTH = 1000
+MAX_REASON_LENGTH = 500
 MAX_TOKENS = 10_000_000
 MAX_COST = Decimal("9999.999999")  # NUMERIC(10, 6)
 MAX_ADJUSTMENT = Decimal("1000000")
+MIN_PAYMENT, MAX_PAYMENT = Decimal(1), Decimal(10_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -21,34 +39,108 @@ TransactionStatus = Literal["success", "error", "timeout"]
 PaymentStatus = Literal["pending", "completed", "failed", "refunded"]
 
 
-def _no_control_characters(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in value) or "\x7f" in value:
-        raise ValueError("must not contain control characters")
+# Whitespace and control characters spelled out, so the OpenAPI patterns and the validators agree exactly
+# (regex \s differs between Python and the ECMA dialect JSON Schema uses).
+SPACES = " \u0085\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+_SPACE = r" \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_CONTROL = r"\u0000-\u001f\u007f"
+_TEXT_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f"  # tab, LF and CR allowed
+SINGLE_LINE_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+MULTI_LINE_PATTERN = f"^[^{_TEXT_CONTROL}]*$"
+EMAIL_PATTERN = f"^[^@{_SPACE}{_CONTROL}]{{1,64}}@[^@{_SPACE}{_CONTROL}]+\\.[^@{_SPACE}{_CONTROL}]+$"
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"
+NO_NUL = r"^[^\u0000]*$"  # PostgreSQL text cannot hold NUL; the API refuses it everywhere (400)
+MARKUP_PATTERN = r"^(?:100(?:\.0{1,4})?|[1-9][0-9]?(?:\.[0-9]{1,4})?)$"
+ADJUSTMENT_PATTERN = r"^-?(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
+COST_PATTERN = r"^[0-9]{1,4}(?:\.[0-9]{1,6})?$"
+PAYMENT_PATTERN = r"^(?:10000(?:\.0{1,2})?|[1-9][0-9]{0,3}(?:\.[0-9]{1,2})?)$"
+
+
+def _json_integer(value: Any) -> Any:
+    # A JSON integer (2 or 2.0), not a string or a boolean, which Python's int() would also take.
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
     return value
 
 
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
-    AfterValidator(_no_control_characters),
+def _iso_text(value: Any) -> Any:
+    # ISO 8601 text only: pydantic would also read a number as a Unix timestamp, which the contract does not offer.
+    if isinstance(value, str) and not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError("must be an ISO 8601 date or RFC 3339 date-time, e.g. 2027-01-01T00:00:00Z")
+    if not isinstance(value, str | date):
+        raise ValueError("must be an ISO 8601 date or RFC 3339 date-time string")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must include a time zone, e.g. 2027-01-01T00:00:00Z")
+    return value
+
+
+def _trim(value: str) -> str:
+    return value.strip(SPACES + "\t\r\n")
+
+
+class ExactDecimal:
+    """An exact amount sent as a JSON string; the pattern is the whole rule (range and decimal places)."""
+
+    def __init__(self, pattern: str, description: str, example: str) -> None:
+        self.regex = re.compile(pattern)
+        self.description, self.example = description, example
+        self.validator = PlainValidator(self.parse, json_schema_input_type=str)
+        self.serializer = PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json")
+        self.schema = WithJsonSchema(
+            {"type": "string", "pattern": pattern, "description": description, "examples": [example]}
+        )
+
+    def parse(self, value: Any) -> Decimal:
+        text = format(value, "f") if isinstance(value, Decimal) else value
+        if not isinstance(text, str) or not self.regex.match(text):
+            raise ValueError(f"must be a decimal string, {self.description} (e.g. {self.example!r})")
+        return Decimal(text)
+
+
+_MARKUP = ExactDecimal(MARKUP_PATTERN, "from 1 to 100, at most 4 decimal places", "1.25")
+_ADJUSTMENT = ExactDecimal(ADJUSTMENT_PATTERN, "USD, signed, at most 1,000,000 and 6 decimal places", "25.00")
+_COST = ExactDecimal(COST_PATTERN, "USD from 0 to 9999.999999", "0.002150")
+_PAYMENT = ExactDecimal(PAYMENT_PATTERN, "USD from 1 to 10,000 in cents", "20.00")
+
+# Trimmed one-line text with at least one visible character; lengths count before trimming.
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)]
+Reason = Annotated[
+    str, StringConstraints(max_length=MAX_REASON_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)
 ]
 Description = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=MAX_DESCRIPTION_LENGTH),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH, pattern=MULTI_LINE_PATTERN), AfterValidator(_trim)
 ]
-ModelName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/@+-]+$"),
-]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_lower=True, max_length=320, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"),
-]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Markup = Annotated[Decimal, Field(ge=1, le=100, max_digits=8, decimal_places=4, allow_inf_nan=False)]
-Usd = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=18, decimal_places=6)]
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=MODEL_NAME_PATTERN)]
+Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN), AfterValidator(str.lower)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MetadataValue = Annotated[str, StringConstraints(max_length=1000)] | StrictInt | StrictFloat | StrictBool | None
+METADATA_SCHEMA = {
+    "type": "object",
+    "description": f"Flat key-value pairs, at most {MAX_METADATA_KEYS}; strings without NUL",
+    "maxProperties": MAX_METADATA_KEYS,
+    "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": NO_NUL},
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "string", "maxLength": 1000, "pattern": NO_NUL},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+        ]
+    },
+}
+Markup = Annotated[Decimal, _MARKUP.validator, _MARKUP.serializer, _MARKUP.schema]
+AdjustmentAmount = Annotated[Decimal, _ADJUSTMENT.validator, _ADJUSTMENT.serializer, _ADJUSTMENT.schema]
+Cost = Annotated[Decimal, _COST.validator, _COST.serializer, _COST.schema]
+PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAYMENT.schema]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
+Flag = Annotated[bool, Field(strict=True)]
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+AwareDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_aware)]
 
 
 class CamelModel(BaseModel):
@@ -119,10 +211,11 @@ class EchoAppCreate(RequestModel):
 
 
 class EchoAppUpdate(RequestModel):
-    name: Name | None = None
+    # Omit a field to keep it; null is refused (and undocumented) except for description, where it clears it.
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
-    markup: Markup | None = None
-    is_active: bool | None = None
+    markup: Markup | SkipJsonSchema[None] = None
+    is_active: Flag | SkipJsonSchema[None] = None
 
     @field_validator("name", "markup", "is_active")
     @classmethod
@@ -197,14 +290,7 @@ class UsageOut(CamelModel):
 class ApiKeyCreate(RequestModel):
     echo_app_id: Id
     name: Name | None = None
-    expires_at: datetime | None = None
-
-    @field_validator("expires_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must include a time zone, e.g. 2027-01-01T00:00:00Z")
-        return value
+    expires_at: AwareDateTime | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):
@@ -216,7 +302,7 @@ class ApiKeyList(CamelModel):
 
 
 class ValidateApiKeyIn(RequestModel):
-    api_key: Annotated[str, StringConstraints(max_length=200)]
+    api_key: Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 
 
 class ValidateApiKeyOut(CamelModel):
@@ -244,11 +330,11 @@ class BalanceOut(CamelModel):
 
 class BalanceAdjust(RequestModel):
     user_id: Id
-    amount: Annotated[Usd, Field(ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT)]
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    amount: AdjustmentAmount
+    reason: Reason
     # The seed's clients send a positive amount with an operation; others send a signed amount.
     operation: Literal["increment", "decrement"] | None = None
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
 
     def signed_amount(self) -> Decimal:
         if self.operation == "decrement":
@@ -260,17 +346,15 @@ class TransactionCreate(RequestModel):
     model: ModelName
     input_tokens: Tokens
     output_tokens: Tokens
-    total_tokens: Annotated[int, Field(ge=0, le=2 * MAX_TOKENS)] | None = None
-    cost: Annotated[Decimal, Field(ge=0, le=MAX_COST, decimal_places=6, allow_inf_nan=False)] | None = None
+    total_tokens: Annotated[int, Field(ge=0, le=2 * MAX_TOKENS), BeforeValidator(_json_integer)] | None = None
+    cost: Cost | None = None
     status: TransactionStatus = "success"
-    metadata: dict[str, Any] | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(value) > MAX_METADATA_KEYS:
-            raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
-        return value
+    metadata: (
+        Annotated[
+            dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS), WithJsonSchema(METADATA_SCHEMA)
+        ]
+        | None
+    ) = None
 
 
 class TransactionRecorded(TransactionOut):
@@ -286,7 +370,7 @@ class TransactionPage(CamelModel):
 
 
 class PaymentLinkIn(RequestModel):
-    amount: Annotated[Decimal, Field(ge=1, decimal_places=2, allow_inf_nan=False)]
+    amount: PaymentAmount
     echo_app_id: Id | None = None
 
 

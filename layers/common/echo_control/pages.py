@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from echo_control import auth
 from echo_control.errors import EchoError, Forbidden, Unprocessable
-from echo_control.http import Caller, caller_from_context, make_resolver
+from echo_control.http import Caller, caller_from_context, make_resolver, unstorable
 
 SESSION_COOKIE = "echo_session"
 CLERK_SESSION_COOKIE = "__session"  # what Clerk's frontend sets on the app's domain
@@ -128,7 +128,10 @@ def form(app: APIGatewayRestResolver) -> dict[str, str]:
     body = app.current_event.decoded_body or ""
     if len(body) > MAX_FORM_BYTES:
         raise Unprocessable("The form is too large")
-    return {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
+    fields = {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
+    if any(unstorable(text) for pair in fields.items() for text in pair):
+        raise Unprocessable("Form fields must not contain NUL characters")
+    return fields
 
 
 def parse_form[M: BaseModel](model: type[M], fields: dict[str, Any]) -> M:
