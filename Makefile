@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SAM_VENV := $(VENV)/sam-cli
 SAM := SAM_CLI_TELEMETRY=0 PATH=$(dir $(PY312)):$$PATH $(SAM_VENV)/bin/sam
 
-.PHONY: dev test lint format validate build openapi bench clean
+.PHONY: dev test lint format validate build cold-start openapi bench clean
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt
 	test -x $(BIN)/python || $(PY312) -m venv $(VENV)
@@ -38,8 +38,14 @@ format: $(BIN)/.installed
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
 
+# Lambda's file system is read-only, so Python compiles every module on every cold start unless the layer
+# ships bytecode: compiling it here makes cold starts ~3x faster (bench/cold_start.py).
 build: $(SAM_VENV)/.installed
 	$(SAM) build
+	$(PY312) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build/CommonLayer/python
+
+cold-start: $(BIN)/.installed
+	$(BIN)/python bench/cold_start.py
 
 openapi: $(BIN)/.installed
 	$(BIN)/python -m local_runner.openapi > layers/common/echo_control/openapi.json.new

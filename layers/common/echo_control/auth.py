@@ -4,16 +4,18 @@ import functools
 import hashlib
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from echo_control import config, db, keys
 from echo_control.errors import Forbidden, NotFound, Unauthorized
 from echo_control.http import Caller
+
+if TYPE_CHECKING:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+# PyJWT and cryptography cost ~150 ms to import: only code that signs or verifies imports them (cold starts).
 
 ALGORITHM = "RS256"
 SESSION_SECONDS = 12 * 3600
@@ -25,8 +27,11 @@ DEV_KEY_FILE = "dev-signing-key.pem"
 
 
 @functools.cache
-def dev_signing_key() -> rsa.RSAPrivateKey:
+def dev_signing_key() -> "rsa.RSAPrivateKey":
     """ECHO_DEV_SIGNING_KEY (PEM) if set, else a key generated once into the data folder."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     pem = os.environ.get("ECHO_DEV_SIGNING_KEY")
     path = config.data_dir() / DEV_KEY_FILE
     if not pem and path.exists():
@@ -49,6 +54,8 @@ def dev_signing_key() -> rsa.RSAPrivateKey:
 
 
 def dev_jwks() -> dict[str, Any]:
+    import jwt
+
     public = jwt.algorithms.RSAAlgorithm.to_jwk(dev_signing_key().public_key(), as_dict=True)
     public.update({"use": "sig", "alg": ALGORITHM, "kid": hashlib.sha256(public["n"].encode()).hexdigest()[:16]})
     return {"keys": [public]}
@@ -75,6 +82,8 @@ def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[st
         "nbf": now,
         "exp": now + SESSION_SECONDS,
     }
+    import jwt
+
     kid = dev_jwks()["keys"][0]["kid"]
     token = jwt.encode(claims, dev_signing_key(), algorithm=ALGORITHM, headers={"kid": kid})
     return token, with_role(user)
@@ -84,7 +93,9 @@ def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[st
 
 
 @functools.cache
-def _jwks_client(url: str) -> jwt.PyJWKClient:
+def _jwks_client(url: str) -> "jwt.PyJWKClient":
+    import jwt
+
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
 
 
@@ -99,6 +110,8 @@ def _verification_key(token: str) -> Any:
 
 def verify_session(token: str) -> dict[str, Any]:
     """The claims of a valid session token; anything forged, expired or meant for others is refused."""
+    import jwt
+
     try:
         return jwt.decode(
             token,

@@ -144,12 +144,15 @@ AwareDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_
 
 
 class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+    # defer_build: a function builds validators only for the models it uses, on first use (cold starts).
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, defer_build=True
+    )
 
 
 class RequestModel(CamelModel):
     # A field a client may not set (owner, id, balance, timestamp) is refused, never applied.
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True)
 
 
 # --- errors ------------------------------------------------------------------------------------------
