@@ -375,3 +375,13 @@ def test_payment_link_to_mock_checkout_to_webhook_to_balance_over_http(live_serv
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def test_a_deployment_may_cap_payments_below_the_contracts_ceiling(user, monkeypatch) -> None:
+    monkeypatch.setenv("ECHO_MAX_PAYMENT_USD", "500")
+    refused = user.call("POST", "/api/stripe/payment-link", {"amount": "500.01"})
+    assert refused.status == 422, refused.body
+    assert refused.body["error"]["details"]["max"] == "500"
+    assert user.call("POST", "/api/stripe/payment-link", {"amount": "500.00"}).status == 201
+    monkeypatch.setenv("ECHO_MAX_PAYMENT_USD", "50000")  # never above the ceiling the API documents
+    assert user.call("POST", "/api/stripe/payment-link", {"amount": "10000.01"}).status == 422

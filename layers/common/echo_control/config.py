@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 # Used only when no webhook secret is configured: the local mock checkout signs with it.
@@ -85,6 +86,13 @@ def data_dir() -> Path:
 
 def public_base_url() -> str:
     return os.environ.get("ECHO_PUBLIC_URL", "http://localhost:3000").rstrip("/")
+
+
+def max_payment_usd() -> Decimal:
+    """The largest credit purchase: ECHO_MAX_PAYMENT_USD, never above the API's ceiling (models.MAX_PAYMENT)."""
+    from echo_control.models import MAX_PAYMENT
+
+    return min(Decimal(os.environ.get("ECHO_MAX_PAYMENT_USD", str(MAX_PAYMENT))), MAX_PAYMENT)
 
 
 def rate_limit_per_minute() -> int:

@@ -104,7 +104,9 @@ class ExactDecimal:
 _MARKUP = ExactDecimal(MARKUP_PATTERN, "from 1 to 100, at most 4 decimal places", "1.25")
 _ADJUSTMENT = ExactDecimal(ADJUSTMENT_PATTERN, "USD, signed, at most 1,000,000 and 6 decimal places", "25.00")
 _COST = ExactDecimal(COST_PATTERN, "USD from 0 to 9999.999999", "0.002150")
-_PAYMENT = ExactDecimal(PAYMENT_PATTERN, "USD from 1 to 10,000 in cents", "20.00")
+_PAYMENT = ExactDecimal(
+    PAYMENT_PATTERN, "USD from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)", "20.00"
+)
 
 # Trimmed one-line text with at least one visible character; lengths count before trimming.
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)]

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from echo_control import config, db, ledger
-from echo_control.errors import BadRequest, NotFound
+from echo_control.errors import BadRequest, NotFound, Unprocessable
 from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut
 from echo_control.observability import logger
 
@@ -57,6 +57,9 @@ def _stripe_client(settings: config.StripeSettings) -> Any:
 
 
 def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
+    maximum = config.max_payment_usd()
+    if body.amount > maximum:  # a deployment may sell less than the contract's ceiling at once
+        raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
     app_id = None
     if body.echo_app_id is not None:
         app_id = db.as_uuid(body.echo_app_id)
