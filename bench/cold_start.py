@@ -59,13 +59,18 @@ def import_ms(function_dir: Path, *flags: str, bytecode: bool = True) -> subproc
 
 def main() -> None:
     site_packages = next(Path(sys.prefix, "lib").glob("python3.*/site-packages"))
-    for folder in (site_packages, LAYER, ROOT / "functions"):  # as `make build` does for the layer
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)],
-            env={**os.environ, "PYTHONPYCACHEPREFIX": str(BYTECODE)},
-            capture_output=True,
-            check=False,
-        )
+    stdlib = Path(os.__file__).parent  # Lambda's runtime ships the standard library compiled
+    compiled = {BYTECODE: (stdlib, site_packages, LAYER, ROOT / "functions"), Path(f"{BYTECODE}-none"): (stdlib,)}
+    for cache, folders in compiled.items():
+        for folder in folders:
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", "-j", "0", "-x", "site-packages|test", str(folder)]
+                if folder == stdlib
+                else [sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)],
+                env={**os.environ, "PYTHONPYCACHEPREFIX": str(cache)},
+                capture_output=True,
+                check=False,
+            )
     functions = sorted(p.parent for p in (ROOT / "functions").glob("*/app.py"))
     results: dict[str, tuple[float, float]] = {}
     for function_dir in functions:
