@@ -35,11 +35,16 @@ ActingUserId = Annotated[
 ]
 
 
+def error_body(code: str, message: str, details: Any = None) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
-    body = json.dumps({"error": {"code": code, "message": message, "details": details}})
-    return Response(status_code=status, content_type=JSON, body=body, headers=headers or {})
+    return Response(
+        status_code=status, content_type=JSON, body=error_body(code, message, details), headers=headers or {}
+    )
 
 
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -222,7 +227,7 @@ def _raw_error(status: int, code: str, message: str, details: Any = None) -> dic
     return {
         "statusCode": status,
         "headers": {"Content-Type": JSON},
-        "body": json.dumps({"error": {"code": code, "message": message, "details": details}}),
+        "body": error_body(code, message, details),
         "isBase64Encoded": False,
     }
 
