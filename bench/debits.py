@@ -18,6 +18,8 @@ from pathlib import Path
 
 from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
 
+from tests.invariants import unreconciled_balances
+
 CALL_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40, "cost": "0.000100"})
 
 
@@ -215,7 +217,7 @@ def main() -> None:
             )
         from echo_control import db
 
-        failures = db.unreconciled_balances()
+        failures = unreconciled_balances()
         print(f"reconciliation after the run: {len(failures)} users off")
     finally:
         from echo_control import db

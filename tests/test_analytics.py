@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from echo_control import analytics
+from tests.invariants import rollup_mismatches
 
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash"]
 calls = st.lists(
@@ -98,7 +99,7 @@ def test_rollups_equal_raw_aggregates_after_concurrent_random_workloads(api: Api
             )
         )
     assert set(statuses) == {201}
-    assert analytics.rollup_mismatches() == []
+    assert rollup_mismatches() == []
 
 
 def test_csv_export_pages_through_history(key_holder: KeyHolder, monkeypatch: pytest.MonkeyPatch) -> None:

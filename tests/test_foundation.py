@@ -86,13 +86,16 @@ def test_migrate_function_applies_migrations_through_its_handler() -> None:
 
 
 def test_a_dropped_connection_is_replaced_on_the_next_use(database_url: str) -> None:
+    import importlib
+
     from echo_control import db
 
+    connection_module = importlib.import_module("echo_control.db.connection")
     conn = db.connection()
     pid = conn.info.backend_pid
     with psycopg.connect(database_url, autocommit=True) as killer:
         killer.execute("SELECT pg_terminate_backend(%s)", [pid])
-    db._state.last_used = 0  # as if the container had been idle past the ping threshold
+    connection_module._state.last_used = 0  # as if the container had been idle past the ping threshold
     fresh = db.connection()
     assert fresh.info.backend_pid != pid
     assert fresh.execute("SELECT 1 AS one").fetchone() == {"one": 1}
@@ -131,7 +134,7 @@ def test_database_url_comes_from_secrets_manager_in_the_cloud(monkeypatch: pytes
 
 
 def test_yoyo_url_accepts_libpq_key_value_strings() -> None:
-    from echo_control import db
+    from echo_control.db.migrations import _yoyo_url
 
-    url = db._yoyo_url("host=/tmp/sock dbname=echo user=postgres")
+    url = _yoyo_url("host=/tmp/sock dbname=echo user=postgres")
     assert url == "postgresql+psycopg://postgres@/echo?host=%2Ftmp%2Fsock"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from conftest import Api, KeyHolder, credit
 
-from echo_control import db, ledger
+from tests.invariants import unreconciled_balances
 
 CALL = {"model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.01"}
 
@@ -19,7 +19,7 @@ CALL = {"model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.01
 def reconciled() -> None:
     """After every ledger test: each cached balance equals the sum of that user's ledger entries."""
     yield
-    assert ledger.reconciliation_failures() == []
+    assert unreconciled_balances() == []
 
 
 def balance_of(holder: KeyHolder) -> Decimal:
@@ -269,6 +269,6 @@ def test_reconciliation_catches_a_cached_balance_that_drifted(key_holder: KeyHol
     credit(key_holder.session.user["id"], "1")
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE balances SET balance = balance + 1 WHERE user_id = %s", [key_holder.session.user["id"]])
-        drifted = [str(r["user_id"]) for r in db.unreconciled_balances()]
+        drifted = [str(r["user_id"]) for r in unreconciled_balances()]
         assert key_holder.session.user["id"] in drifted
         conn.execute("UPDATE balances SET balance = balance - 1 WHERE user_id = %s", [key_holder.session.user["id"]])

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from echo_control import ledger
 from local_runner.server import LocalApiGateway
+from tests.invariants import unreconciled_balances
 
 MICRO = Decimal("0.000001")
 amounts = st.integers(min_value=1, max_value=3_000_000).map(lambda micros: Decimal(micros) * MICRO)
@@ -94,7 +94,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert Decimal(shown["totalSpent"]) == self.spent
 
     def teardown(self) -> None:
-        assert ledger.reconciliation_failures() == []
+        assert unreconciled_balances() == []
 
 
 LedgerMachine.TestCase.settings = settings(

@@ -488,10 +488,11 @@ def test_throttling_is_declared_for_api_gateway() -> None:
 
 def _set_database_reachable(reachable: bool) -> None:
     """As a restart looks from outside: every connection is cut, and new ones are refused until it is back."""
+    from echo_control import config
     from local_runner import database
 
-    name = psycopg.conninfo.conninfo_to_dict(db.config.database_url())["dbname"]
-    admin = database.with_database(db.config.database_url(), "postgres")
+    name = psycopg.conninfo.conninfo_to_dict(config.database_url())["dbname"]
+    admin = database.with_database(config.database_url(), "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
             psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(

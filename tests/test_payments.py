@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from conftest import Api
 
-from echo_control import config, ledger, payments
+from echo_control import config, payments
+from tests.invariants import unreconciled_balances
 
 SECRET = config.DEV_WEBHOOK_SECRET
 
@@ -24,7 +25,7 @@ SECRET = config.DEV_WEBHOOK_SECRET
 @pytest.fixture(autouse=True)
 def reconciled() -> Iterator[None]:
     yield
-    assert ledger.reconciliation_failures() == []
+    assert unreconciled_balances() == []
 
 
 def completed_event(payment_id: str, user_id: str, session_id: str, amount: int, **extra: Any) -> dict:

@@ -3,7 +3,6 @@
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from echo_control import apps, db
@@ -95,8 +94,3 @@ def export_csv(
         if cursor is None:
             break
     return out.getvalue(), cursor
-
-
-def rollup_mismatches() -> list[dict[str, Any]]:
-    """Rollup rows that differ from aggregates over the raw rows (should be none)."""
-    return db.rollup_mismatches()

@@ -5,6 +5,7 @@ from uuid import UUID
 
 from echo_control import db, keys, ledger
 from echo_control.errors import NotFound
+from echo_control.identity import as_uuid
 from echo_control.models import (
     EchoAppCreate,
     EchoAppDetail,
@@ -53,7 +54,7 @@ def list_apps(user_id: UUID) -> EchoAppList:
 
 def owned_app(user_id: UUID, app_id: str | UUID) -> dict[str, Any]:
     """The app's row if this user owns it; a missing app and another user's app are both 404."""
-    parsed = db.as_uuid(app_id)
+    parsed = as_uuid(app_id)
     row = db.app_for_owner(parsed, user_id) if parsed else None
     if row is None:
         raise NotFound("Echo app not found")
@@ -80,7 +81,7 @@ def app_details(user_id: UUID, app_id: str) -> EchoAppDetail:
 
 
 def update_app(user_id: UUID, app_id: str, body: EchoAppUpdate) -> EchoAppOut:
-    parsed = db.as_uuid(app_id)
+    parsed = as_uuid(app_id)
     changes = body.model_dump(exclude_unset=True, by_alias=False)
     row = db.update_app(parsed, user_id, changes) if parsed else None
     if row is None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from echo_control import config, db, keys
 from echo_control.errors import Forbidden, NotFound, Unauthorized
-from echo_control.http import Caller
+from echo_control.identity import Caller, as_uuid
 
 if TYPE_CHECKING:
     import jwt
@@ -184,7 +184,7 @@ def acting_user(who: Caller, requested: str | None) -> UUID:
         return who.user_id
     if not who.is_admin:
         raise Forbidden("Only admins may act for another user")
-    user_id = db.as_uuid(requested)
+    user_id = as_uuid(requested)
     if user_id is None or db.user_by_id(user_id) is None:
         raise NotFound("User not found")
     return user_id

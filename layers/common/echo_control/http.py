@@ -4,10 +4,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
-from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -18,6 +15,7 @@ from pydantic import BaseModel
 
 from echo_control import db, keys
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
+from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
 from echo_control.observability import logger, metrics, tracer
 
@@ -109,44 +107,13 @@ def make_resolver() -> APIGatewayRestResolver:
     return app
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who the authorizer let in: a signed-in user, or an API key acting for its user and app."""
-
-    user_id: UUID
-    email: str
-    role: str
-    auth_type: str  # "user" or "apiKey"
-    echo_app_id: UUID | None = None
-    api_key_id: UUID | None = None
-    app_markup: Decimal | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
 def caller(app: APIGatewayRestResolver) -> Caller:
-    return caller_from_context((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {})
-
-
-def caller_from_context(context: dict[str, Any]) -> Caller:
-    """The Caller described by an authorizer context (see auth.authenticate)."""
-    user_id = db.as_uuid(context.get("userId"))
-    if user_id is None:
-        # Public routes never ask; a protected route without authorizer context is a deployment error.
-        raise Forbidden("No authenticated caller")
-    if context.get("authType") == "apiKey":
+    """The route's caller; an API key's request is also counted against the key's rate limit here."""
+    who = caller_from_context((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {})
+    if who.auth_type == "apiKey":
+        context = app.current_event.raw_event["requestContext"]["authorizer"]
         keys.check_rate(int(context.get("rateHits", 0)), int(context.get("rateRetryAfter", 60)))
-    return Caller(
-        user_id=user_id,
-        email=context.get("email", ""),
-        role=context.get("role", "user"),
-        auth_type=context.get("authType", "user"),
-        echo_app_id=db.as_uuid(context.get("echoAppId")),
-        api_key_id=db.as_uuid(context.get("apiKeyId")),
-        app_markup=Decimal(context["appMarkup"]) if context.get("appMarkup") else None,
-    )
+    return who
 
 
 def user_caller(app: APIGatewayRestResolver) -> Caller:

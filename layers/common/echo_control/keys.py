@@ -10,6 +10,7 @@ from uuid import UUID
 
 from echo_control import config, db
 from echo_control.errors import NotFound, TooManyRequests, Unprocessable
+from echo_control.identity import as_uuid
 from echo_control.models import ApiKeyCreated, ApiKeyList, ApiKeyOut, ValidateApiKeyOut
 
 KEY_PREFIX = "echo_"
@@ -70,7 +71,7 @@ def _to_out(row: dict[str, Any]) -> ApiKeyOut:
 
 
 def create_key(user_id: UUID, echo_app_id: str, name: str | None, expires_at: datetime | None) -> ApiKeyCreated:
-    app_id = db.as_uuid(echo_app_id)
+    app_id = as_uuid(echo_app_id)
     if app_id is None or db.app_for_owner(app_id, user_id) is None:
         raise NotFound("Echo app not found", details={"echoAppId": echo_app_id})
     if expires_at is not None and expires_at <= datetime.now(UTC):
@@ -89,7 +90,7 @@ def keys_for_app(user_id: UUID, app_id: UUID) -> list[ApiKeyOut]:
 
 
 def revoke_key(user_id: UUID, key_id: str) -> ApiKeyOut:
-    parsed = db.as_uuid(key_id)
+    parsed = as_uuid(key_id)
     row = db.revoke_api_key(parsed, user_id) if parsed else None
     if row is None:
         raise NotFound("API key not found")

@@ -13,7 +13,7 @@ import psycopg
 
 from echo_control import db, pricing
 from echo_control.errors import BadRequest, Conflict, NotFound, PaymentRequired
-from echo_control.http import Caller
+from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
     BalanceAdjust,
@@ -37,7 +37,7 @@ def get_balance(user_id: UUID) -> BalanceOut:
 
 def adjust_balance(body: BalanceAdjust) -> BalanceOut:
     """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing."""
-    user_id = db.as_uuid(body.user_id)
+    user_id = as_uuid(body.user_id)
     if user_id is None or db.user_by_id(user_id) is None:
         raise NotFound("User not found")
     amount = body.signed_amount()
@@ -156,10 +156,6 @@ def record_transaction(
 
 def _insufficient(cost: Decimal) -> PaymentRequired:
     return PaymentRequired("Insufficient balance for this call", details={"cost": str(cost)})
-
-
-def reconciliation_failures() -> list[dict[str, Any]]:
-    return db.unreconciled_balances()
 
 
 # --- history -----------------------------------------------------------------------------------------

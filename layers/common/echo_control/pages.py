@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from echo_control import auth
 from echo_control.errors import EchoError, Forbidden, Unprocessable
-from echo_control.http import Caller, caller_from_context, make_resolver, unstorable
+from echo_control.http import make_resolver, unstorable
+from echo_control.identity import Caller, caller_from_context
 
 SESSION_COOKIE = "echo_session"
 CLERK_SESSION_COOKIE = "__session"  # what Clerk's frontend sets on the app's domain

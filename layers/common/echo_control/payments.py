@@ -15,6 +15,7 @@ from uuid import UUID
 
 from echo_control import config, db, ledger
 from echo_control.errors import BadRequest, NotFound, Unprocessable
+from echo_control.identity import as_uuid
 from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut
 from echo_control.observability import logger
 
@@ -62,7 +63,7 @@ def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
         raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
     app_id = None
     if body.echo_app_id is not None:
-        app_id = db.as_uuid(body.echo_app_id)
+        app_id = as_uuid(body.echo_app_id)
         if app_id is None or db.app_for_owner(app_id, user_id) is None:
             raise NotFound("Echo app not found")
     cents = int(body.amount * CENTS)
@@ -166,7 +167,7 @@ def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
     intent = obj_id if obj.get("object") == "payment_intent" else obj.get("payment_intent")
     return db.lock_payment(
         conn,
-        payment_id=db.as_uuid(metadata.get("paymentId")),
+        payment_id=as_uuid(metadata.get("paymentId")),
         session_id=obj_id if is_session else None,
         payment_intent=intent if isinstance(intent, str) else None,
     )

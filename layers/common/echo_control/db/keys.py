@@ -1,0 +1,81 @@
+"""API keys: stored as hashes; the authorizer's lookup also counts the key's rate window."""
+
+from datetime import datetime
+from uuid import UUID
+
+from echo_control.db.connection import Row, connection, transaction
+
+_KEY_COLUMNS = (
+    "k.id, k.name, k.key_prefix, k.key_last4, k.user_id, k.echo_app_id, k.expires_at, k.revoked_at, "
+    "k.last_used_at, k.created_at"
+)
+
+
+def insert_api_key(
+    user_id: UUID,
+    app_id: UUID,
+    name: str | None,
+    key_hash: bytes,
+    prefix: str,
+    last4: str,
+    expires_at: datetime | None,
+) -> Row:
+    with transaction() as conn:
+        row = conn.execute(
+            "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
+            [user_id, app_id, name, key_hash, prefix, last4, expires_at],
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def api_keys_for_user(user_id: UUID, app_id: UUID | None = None) -> list[Row]:
+    return (
+        connection()
+        .execute(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k WHERE k.user_id = %s "
+            "AND (%s::uuid IS NULL OR k.echo_app_id = %s) ORDER BY k.created_at DESC, k.id DESC",
+            [user_id, app_id, app_id],
+        )
+        .fetchall()
+    )
+
+
+def revoke_api_key(key_id: UUID, user_id: UUID) -> Row | None:
+    with transaction() as conn:
+        return conn.execute(
+            "UPDATE api_keys k SET revoked_at = COALESCE(k.revoked_at, now()) WHERE k.id = %s AND k.user_id = %s "
+            "RETURNING " + _KEY_COLUMNS,
+            [key_id, user_id],
+        ).fetchone()
+
+
+# Touching last_used_at at most once a minute keeps the hot path from writing the key row every call.
+# The same round trip counts the request in the key's one-minute rate window (when asked to).
+_ACTIVE_KEY_BY_HASH = """
+WITH key AS (
+    SELECT k.id, k.user_id, k.echo_app_id, k.last_used_at, u.email, u.role, a.markup
+    FROM api_keys k JOIN users u ON u.id = k.user_id JOIN echo_apps a ON a.id = k.echo_app_id
+    WHERE k.key_hash = %(hash)s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+      AND a.is_active
+), touched AS (
+    UPDATE api_keys SET last_used_at = now()
+    WHERE id = (SELECT id FROM key WHERE last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+), hit AS (
+    INSERT INTO rate_limit_windows AS w (api_key_id, window_start, hits)
+    SELECT id, date_trunc('minute', now()), 1 FROM key WHERE %(count_hit)s
+    ON CONFLICT (api_key_id, window_start) DO UPDATE SET hits = w.hits + 1
+    RETURNING hits
+), purge AS (
+    DELETE FROM rate_limit_windows
+    WHERE %(count_hit)s AND api_key_id = (SELECT id FROM key) AND window_start < date_trunc('minute', now())
+)
+SELECT key.id, key.user_id, key.echo_app_id, key.email, key.role, key.markup, COALESCE(hit.hits, 0) AS hits,
+       ceil(EXTRACT(EPOCH FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int AS retry_after
+FROM key LEFT JOIN hit ON true
+"""
+
+
+def active_api_key(key_hash: bytes, *, count_hit: bool) -> Row | None:
+    return connection().execute(_ACTIVE_KEY_BY_HASH, {"hash": key_hash, "count_hit": count_hit}).fetchone()

@@ -1,0 +1,87 @@
+"""Echo apps, their usage, and who is calling."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from echo_control.models.base import (
+    CamelModel,
+    Description,
+    Flag,
+    Markup,
+    Name,
+    RequestModel,
+)
+from echo_control.models.keys import ApiKeyOut
+from echo_control.models.ledger import TransactionOut
+
+
+class UsageTotals(CamelModel):
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+
+class ModelUsage(UsageTotals):
+    model: str
+
+
+class DayUsage(UsageTotals):
+    day: date
+
+
+class EchoAppCreate(RequestModel):
+    name: Name
+    description: Description | None = None
+    markup: Markup = Decimal(1)
+
+
+class EchoAppUpdate(RequestModel):
+    # Omit a field to keep it; null is refused (and undocumented) except for description, where it clears it.
+    name: Name | SkipJsonSchema[None] = None
+    description: Description | None = None
+    markup: Markup | SkipJsonSchema[None] = None
+    is_active: Flag | SkipJsonSchema[None] = None
+
+    @field_validator("name", "markup", "is_active")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+class EchoAppOut(CamelModel):
+    id: str
+    name: str
+    description: str | None
+    user_id: str
+    markup: Decimal
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    totals: UsageTotals | None = None
+
+
+class EchoAppList(CamelModel):
+    echo_apps: list[EchoAppOut]
+
+
+class EchoAppDetail(EchoAppOut):
+    usage_by_model: list[ModelUsage]
+    api_keys: list[ApiKeyOut]
+    recent_transactions: list[TransactionOut]
+
+
+class UsageOut(CamelModel):
+    echo_app_id: str
+    since: date
+    until: date
+    totals: UsageTotals
+    by_model: list[ModelUsage]
+    by_day: list[DayUsage]

@@ -1,0 +1,86 @@
+"""Balances, metered LLM transactions and their history."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+
+from echo_control.models.base import (
+    MAX_METADATA_KEYS,
+    MAX_TOKENS,
+    METADATA_SCHEMA,
+    NO_NUL,
+    AdjustmentAmount,
+    CamelModel,
+    Cost,
+    Id,
+    MetadataKey,
+    MetadataValue,
+    ModelName,
+    Reason,
+    RequestModel,
+    Tokens,
+    TransactionStatus,
+    _json_integer,
+)
+
+
+class TransactionOut(CamelModel):
+    id: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: Decimal
+    status: TransactionStatus
+    user_id: str
+    echo_app_id: str | None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class BalanceOut(CamelModel):
+    user_id: str
+    balance: Decimal
+    total_paid: Decimal
+    total_spent: Decimal
+    currency: Literal["usd"] = "usd"
+
+
+class BalanceAdjust(RequestModel):
+    user_id: Id
+    amount: AdjustmentAmount
+    reason: Reason
+    # The seed's clients send a positive amount with an operation; others send a signed amount.
+    operation: Literal["increment", "decrement"] | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
+
+    def signed_amount(self) -> Decimal:
+        if self.operation == "decrement":
+            return -abs(self.amount) if self.amount > 0 else self.amount
+        return self.amount
+
+
+class TransactionCreate(RequestModel):
+    model: ModelName
+    input_tokens: Tokens
+    output_tokens: Tokens
+    total_tokens: Annotated[int, Field(ge=0, le=2 * MAX_TOKENS), BeforeValidator(_json_integer)] | None = None
+    cost: Cost | None = None
+    status: TransactionStatus = "success"
+    metadata: (
+        Annotated[
+            dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS), WithJsonSchema(METADATA_SCHEMA)
+        ]
+        | None
+    ) = None
+
+
+class TransactionRecorded(TransactionOut):
+    balance: Decimal  # what remains after this call
+
+
+class TransactionPage(CamelModel):
+    transactions: list[TransactionOut]
+    next_cursor: str | None

@@ -1,0 +1,34 @@
+"""Users, sign-in sessions and /api/me."""
+
+from typing import Literal
+
+from echo_control.models.apps import EchoAppOut
+from echo_control.models.base import (
+    CamelModel,
+    Email,
+    Name,
+    RequestModel,
+)
+
+
+class UserOut(CamelModel):
+    id: str
+    email: str
+    name: str | None = None
+    role: Literal["user", "admin"]
+
+
+class DevSessionIn(RequestModel):
+    email: Email
+    name: Name | None = None
+
+
+class DevSessionOut(CamelModel):
+    token: str
+    user: UserOut
+
+
+class MeOut(CamelModel):
+    user: UserOut
+    auth_type: Literal["user", "apiKey"]
+    echo_app: EchoAppOut | None = None
