@@ -34,7 +34,7 @@ MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 
 TransactionStatus = Literal["success", "error", "timeout"]
-PaymentStatus = Literal["pending", "completed", "failed", "refunded"]
+PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
 
 
 # Whitespace and control characters spelled out, so the OpenAPI patterns and the validators agree exactly
