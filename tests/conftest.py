@@ -130,7 +130,7 @@ class Api:
     """Calls the local API gateway in-process, exactly as HTTP requests would arrive."""
 
     def __init__(self, gateway: Any) -> None:
-        self.client = Client(gateway)
+        self.client = Client(gateway, use_cookies=False)  # Cookie headers pass as sent, like any header
 
     def call(
         self,

@@ -11,11 +11,12 @@ and pydantic-settings would add ~53 ms to every cold start for what one `model_v
 import functools
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from echo_control.errors import ConfigurationError
 from echo_control.models.base import MAX_PAYMENT
@@ -34,6 +35,20 @@ SECRET_VARIABLES = {"DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"
 
 class InvalidConfiguration(RuntimeError):
     """A wrong environment variable: raised while a function starts, never per request."""
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+BaseUrl = Annotated[str, _matching(BASE_URL, "an http(s) URL: scheme://host[:port][/path], no query")]
+StripeKey = Annotated[str, _matching(STRIPE_KEY_PATTERN, "a Stripe secret or restricted key (sk_… or rk_…)")]
+WebhookSecret = Annotated[str, _matching(WEBHOOK_SECRET_PATTERN, "a Stripe webhook signing secret (whsec_…)")]
 
 
 def _emails(value: Any) -> Any:
@@ -55,20 +70,18 @@ class Settings(BaseModel):
         "require", alias="DB_SSLMODE"
     )
     stripe_secret_arn: str | None = Field(None, alias="STRIPE_SECRET_ARN")
-    stripe_secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY", pattern=STRIPE_KEY_PATTERN, repr=False)
-    stripe_webhook_secret: str | None = Field(
-        None, alias="STRIPE_WEBHOOK_SECRET", pattern=WEBHOOK_SECRET_PATTERN, repr=False
-    )
-    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE", pattern=BASE_URL)
+    stripe_secret_key: StripeKey | None = Field(None, alias="STRIPE_SECRET_KEY", repr=False)
+    stripe_webhook_secret: WebhookSecret | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)
+    stripe_api_base: BaseUrl | None = Field(None, alias="STRIPE_API_BASE")
     auth_mode: Literal["dev", "clerk"] = Field("dev", alias="ECHO_AUTH_MODE")
     admin_emails: Annotated[frozenset[str], BeforeValidator(_emails)] = Field(frozenset(), alias="ECHO_ADMIN_EMAILS")
     dev_sign_in_grants_admin: bool = Field(False, alias="ECHO_DEV_SIGN_IN_GRANTS_ADMIN")
     dev_signing_key: str | None = Field(None, alias="ECHO_DEV_SIGNING_KEY", repr=False)
-    jwks_url: str | None = Field(None, alias="ECHO_JWKS_URL", pattern=BASE_URL)
+    jwks_url: BaseUrl | None = Field(None, alias="ECHO_JWKS_URL")
     jwt_issuer: str = Field("echo-control-dev", alias="ECHO_JWT_ISSUER", min_length=1)
     jwt_audience: str = Field("echo-control", alias="ECHO_JWT_AUDIENCE", min_length=1)
     clerk_sign_in_url: str = Field("#", alias="ECHO_CLERK_SIGN_IN_URL")
-    public_url: str | None = Field(None, alias="ECHO_PUBLIC_URL", pattern=BASE_URL)
+    public_url: BaseUrl | None = Field(None, alias="ECHO_PUBLIC_URL")
     max_payment_usd: Decimal = Field(MAX_PAYMENT, alias="ECHO_MAX_PAYMENT_USD", ge=1, le=MAX_PAYMENT, decimal_places=2)
     rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1, le=1_000_000)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
@@ -176,8 +189,8 @@ class StripeCredentials(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    secret_key: str | None = Field(alias="secretKey", pattern=STRIPE_KEY_PATTERN, repr=False)
-    webhook_secret: str = Field(alias="webhookSecret", pattern=WEBHOOK_SECRET_PATTERN, repr=False)
+    secret_key: StripeKey | None = Field(alias="secretKey", repr=False)
+    webhook_secret: WebhookSecret = Field(alias="webhookSecret", repr=False)
 
 
 def stripe_credentials() -> StripeCredentials:

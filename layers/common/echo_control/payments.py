@@ -69,6 +69,7 @@ def create_payment_link(
     user_id: UUID, body: PaymentLinkIn, *, base_url: str, return_path: str = "/balance"
 ) -> PaymentLinkOut:
     """A checkout for `body.amount`; the buyer comes back to `return_path` (a same-site path) on `base_url`."""
+    credentials = config.stripe_credentials()  # a misconfigured deployment refuses before recording anything
     maximum = config.settings().max_payment_usd
     if body.amount > maximum:  # a deployment may sell less than the contract's ceiling at once
         raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
@@ -79,7 +80,6 @@ def create_payment_link(
             raise NotFound("Echo app not found")
     cents = int(body.amount * CENTS)
     payment = db.insert_payment(user_id, cents, app_id)
-    credentials = config.stripe_credentials()
     if credentials.secret_key is None:  # only ever locally: in the cloud a missing key is a configuration error
         session_id = MOCK_SESSION_PREFIX + secrets.token_urlsafe(24)
         url = f"{base_url}/checkout/mock/{session_id}?" + urlencode({"return": return_path})
