@@ -304,3 +304,15 @@ def test_the_session_cookie_is_secure_when_the_request_came_over_https(api: Api)
         )
         assert reply.status == 303
         assert ("; Secure" in reply.headers["Set-Cookie"]) is secure
+
+
+# --- documentation ---------------------------------------------------------------------------------------
+
+
+def test_every_setting_is_documented_in_the_readme_and_env_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Configuration") : readme.index("## Layout")]
+    example = (ROOT / ".env.example").read_text()
+    for field in config.Settings.model_fields.values():
+        assert f"`{field.alias}`" in section, f"{field.alias} is not in README's Configuration section"
+        assert re.search(rf"\b{field.alias}\b", example), f"{field.alias} is not in .env.example"
