@@ -59,13 +59,6 @@ def test_a_wrong_secret_stops_the_start_without_being_printed(monkeypatch, name:
     assert value not in str(refused.value)
 
 
-def test_clerk_mode_without_a_jwks_url_stops_the_start(monkeypatch) -> None:
-    monkeypatch.setenv("ECHO_AUTH_MODE", "clerk")
-    monkeypatch.delenv("ECHO_JWKS_URL", raising=False)
-    with pytest.raises(config.InvalidConfiguration, match="ECHO_AUTH_MODE=clerk needs ECHO_JWKS_URL"):
-        config.settings()
-
-
 def test_a_function_with_a_wrong_value_fails_its_cold_start_not_its_requests(monkeypatch) -> None:
     monkeypatch.setenv("ECHO_RATE_LIMIT_PER_MINUTE", "abc")
     for function in ("get_balance", "authorizer", "migrate", "show_dashboard"):

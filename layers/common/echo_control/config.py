@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from echo_control.errors import ConfigurationError
 from echo_control.models.base import MAX_PAYMENT
@@ -46,7 +46,11 @@ def _matching(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-BaseUrl = Annotated[str, _matching(BASE_URL, "an http(s) URL: scheme://host[:port][/path], no query")]
+BaseUrl = Annotated[
+    str,
+    _matching(BASE_URL, "an http(s) URL: scheme://host[:port][/path], no query"),
+    AfterValidator(lambda url: url.rstrip("/")),
+]
 StripeKey = Annotated[str, _matching(STRIPE_KEY_PATTERN, "a Stripe secret or restricted key (sk_… or rk_…)")]
 WebhookSecret = Annotated[str, _matching(WEBHOOK_SECRET_PATTERN, "a Stripe webhook signing secret (whsec_…)")]
 
@@ -83,17 +87,9 @@ class Settings(BaseModel):
     clerk_sign_in_url: str = Field("#", alias="ECHO_CLERK_SIGN_IN_URL")
     public_url: BaseUrl | None = Field(None, alias="ECHO_PUBLIC_URL")
     max_payment_usd: Decimal = Field(MAX_PAYMENT, alias="ECHO_MAX_PAYMENT_USD", ge=1, le=MAX_PAYMENT, decimal_places=2)
-    rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1, le=1_000_000)
+    rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
     lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "Settings":
-        if self.auth_mode == "clerk" and not self.jwks_url:
-            raise ValueError("ECHO_AUTH_MODE=clerk needs ECHO_JWKS_URL")
-        if self.public_url:
-            object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
-        return self
 
     @property
     def in_cloud(self) -> bool:
