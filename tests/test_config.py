@@ -67,6 +67,13 @@ def test_a_function_with_a_wrong_value_fails_its_cold_start_not_its_requests(mon
     assert lambdas.configuration_problem() is not None  # and the local runner refuses to start
 
 
+def test_the_payment_ceiling_is_the_apis() -> None:
+    from echo_control.models import MAX_PAYMENT
+
+    assert config.MAX_PAYMENT == MAX_PAYMENT
+    assert config.Settings.model_validate({}).max_payment_usd == MAX_PAYMENT
+
+
 def test_settings_are_parsed_once_and_read_again_only_when_reloaded(monkeypatch) -> None:
     first = config.settings()
     assert config.settings() is first

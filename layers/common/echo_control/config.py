@@ -19,12 +19,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from echo_control.errors import ConfigurationError
-from echo_control.models.base import MAX_PAYMENT
 from echo_control.observability import count, logger
 
 # Used only locally when no webhook secret is configured: the mock checkout signs with it. Never in the cloud.
 DEV_WEBHOOK_SECRET = "whsec_echo_local_development_only"  # noqa: S105 - public by design, local only
 SECRET_MAX_AGE_SECONDS = 300
+# The API's ceiling on one payment (models.MAX_PAYMENT; not imported: the migrate function has no models to load).
+MAX_PAYMENT = Decimal(10_000)
 # An origin with an optional base path: no query, no fragment, no credentials.
 BASE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"
 STRIPE_KEY_PATTERN = r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$"
