@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 
 from dotenv import load_dotenv
 
@@ -14,6 +15,8 @@ LOCAL_DEFAULTS = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "ECHO_AUTH_MODE": "dev",
+    # Locally anyone signs in with an email, so admin emails (ECHO_ADMIN_EMAILS) may act as admins here.
+    "ECHO_DEV_SIGN_IN_GRANTS_ADMIN": "true",
 }
 
 
@@ -28,8 +31,11 @@ def main() -> None:
     configure_environment()
     from werkzeug.serving import run_simple
 
-    from local_runner import database
+    from local_runner import database, lambdas
     from local_runner.server import LocalApiGateway
+
+    if problem := lambdas.configuration_problem():
+        sys.exit(problem)  # a wrong variable stops the start, with its name
 
     url = database.ensure_database()
     database.load_demo_data()

@@ -38,6 +38,17 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def configuration_problem() -> str | None:
+    """Parses the settings as each function's cold start does: the message naming a wrong variable, or None."""
+    from echo_control import config
+
+    try:
+        config.settings()
+    except config.InvalidConfiguration as exc:
+        return str(exc)
+    return None
+
+
 def load_module(code_dir: Path) -> ModuleType:
     """A fresh instance of code_dir/app.py (its own module, as in its own container)."""
     name = f"_lambda_{code_dir.name}_{next(_instance_numbers)}"

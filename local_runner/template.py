@@ -9,6 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
+# The local runner is a development deployment: what the template creates only there, it serves.
+LOCAL_CONDITIONS = {"IsDevelopment": True}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -63,9 +65,18 @@ def _pattern(path: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+def _created_locally(name: str, resource: dict[str, Any]) -> bool:
+    condition = resource.get("Condition")
+    if condition is None:
+        return True
+    if condition not in LOCAL_CONDITIONS:
+        raise ValueError(f"{name}: the local runner does not know condition {condition}")
+    return LOCAL_CONDITIONS[condition]
+
+
 def load(template: Path = TEMPLATE) -> Api:
     doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    resources = doc["Resources"]
+    resources = {name: res for name, res in doc["Resources"].items() if _created_locally(name, res)}
     functions = {
         name: ROOT / res["Properties"]["CodeUri"]
         for name, res in resources.items()

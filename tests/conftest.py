@@ -39,13 +39,48 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             "POWERTOOLS_LOG_LEVEL": "ERROR",
             "ECHO_AUTH_MODE": "dev",
             "ECHO_ADMIN_EMAILS": ADMIN_EMAIL,
+            "ECHO_DEV_SIGN_IN_GRANTS_ADMIN": "true",  # as the local runner, which these tests drive
             "ECHO_DEV_SIGNING_KEY": _test_signing_key(),
             "ECHO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         }
     )
-    for key in ("STRIPE_SECRET_KEY", "STRIPE_SECRET_ARN", "DB_SECRET_ARN", "STRIPE_API_BASE"):
+    for key in ("STRIPE_SECRET_KEY", "STRIPE_SECRET_ARN", "DB_SECRET_ARN", "STRIPE_API_BASE", "ECHO_PUBLIC_URL"):
         os.environ.pop(key, None)
+    from echo_control import config
+
+    config.reload_settings()
     yield
+
+
+class SettingsMonkeyPatch(pytest.MonkeyPatch):
+    """pytest's monkeypatch, and the settings follow: Echo Control parses its environment once per cold start
+    (config.settings()), so changing a variable makes the next settings() read the environment again."""
+
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        super().setenv(name, value, prepend)
+        _reload_settings()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        super().delenv(name, raising)
+        _reload_settings()
+
+    def undo(self) -> None:
+        super().undo()
+        _reload_settings()
+
+
+def _reload_settings() -> None:
+    from echo_control import config
+
+    config.reload_settings()
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    """Overrides pytest's fixture: `monkeypatch.setenv("ECHO_…", …)` changes the settings for this test only."""
+    patch = SettingsMonkeyPatch()
+    yield patch
+    patch.undo()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -95,7 +130,7 @@ class Api:
     """Calls the local API gateway in-process, exactly as HTTP requests would arrive."""
 
     def __init__(self, gateway: Any) -> None:
-        self.client = Client(gateway)
+        self.client = Client(gateway, use_cookies=False)  # Cookie headers pass as sent, like any header
 
     def call(
         self,

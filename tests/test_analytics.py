@@ -122,3 +122,26 @@ def test_csv_export_pages_through_history(key_holder: KeyHolder, monkeypatch: py
     assert "X-Next-Cursor" not in rest.headers
     none = session.call("GET", "/api/transactions/export", query={"from": "2999-01-01T00:00:00Z"})
     assert none.body.strip() == ",".join(analytics.CSV_COLUMNS)
+
+
+@pytest.mark.parametrize("model", ["+1-2", "-2+3", "@cmd"])  # what model names may start with
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(key_holder: KeyHolder, model: str) -> None:
+    credit(key_holder.session.user["id"], "1")
+    recorded = key_holder.call(
+        "POST", "/api/transactions", {"model": model, "inputTokens": 1, "outputTokens": 1, "cost": "0.000001"}
+    )
+    assert recorded.status == 201, recorded.body
+    for path in ("/api/transactions/export", f"/apps/{key_holder.app['id']}/transactions.csv"):
+        headers = {"Cookie": f"echo_session={key_holder.session.token}"}
+        reply = key_holder.session.call("GET", path, headers=headers)
+        assert reply.status == 200, reply.body
+        [row] = list(csv.DictReader(io.StringIO(reply.body)))
+        assert row["model"] == "'" + model  # shown as text, never evaluated
+        assert row["cost"] == "0.000001" and row["inputTokens"] == "1"  # numbers stay numbers
+
+
+@pytest.mark.parametrize("text", ["=1+2", "+1-2", "-1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_every_formula_start_is_neutralized_and_other_cells_are_not(text: str) -> None:
+    assert analytics.spreadsheet_safe(text) == "'" + text
+    assert analytics.spreadsheet_safe("gpt-4o") == "gpt-4o"
+    assert analytics.spreadsheet_safe(-1) == -1  # a number is data, not a formula

@@ -6,9 +6,11 @@ from typing import Any
 
 import psycopg
 
-from echo_control import auth, db
+from echo_control import auth, config, db
 from echo_control.errors import EchoError, ServiceUnavailable
 from echo_control.observability import logger
+
+config.settings()  # a wrong variable stops the cold start, not each request
 
 
 # No tracer decorator: it would log every refused credential as an error with a traceback.

@@ -13,8 +13,9 @@ app = pages.page_resolver()
 def buy_credits() -> Response[str]:
     who = pages.signed_in(app)
     fields = pages.form(app)
-    fields.pop("next", None)
-    link = payments.create_payment_link(who.user_id, pages.parse_form(PaymentLinkIn, fields))
+    return_path = pages.local_path(fields.pop("next", None), "/balance")  # the page the buyer comes back to
+    body = pages.parse_form(PaymentLinkIn, fields)
+    link = payments.create_payment_link(who.user_id, body, base_url=pages.base_url(app), return_path=return_path)
     return pages.redirect(link.url)
 
 

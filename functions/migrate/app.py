@@ -2,8 +2,10 @@
 
 from typing import Any
 
-from echo_control import db
+from echo_control import config, db
 from echo_control.observability import logger
+
+config.settings()  # a wrong variable stops the cold start, not each request
 
 
 @logger.inject_lambda_context(clear_state=True)

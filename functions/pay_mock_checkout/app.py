@@ -13,9 +13,9 @@ app = make_resolver()
 
 @app.post("/checkout/mock/<session_id>/pay", include_in_schema=False)
 def pay_mock_checkout(session_id: Annotated[str, Path(max_length=100)]) -> Response[str]:
-    pages.check_same_origin(app)
-    payments.mock_pay(session_id)
-    return pages.redirect("/balance?payment=success")
+    fields = pages.form(app)
+    payments.mock_pay(session_id, pages.base_url(app))
+    return pages.redirect(payments.with_query(pages.local_path(fields.get("return"), "/balance"), payment="success"))
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from echo_control import pages, payments
 from echo_control.http import entrypoint, make_resolver
@@ -12,9 +12,18 @@ app = make_resolver()
 
 
 @app.get("/checkout/mock/<session_id>", include_in_schema=False)
-def show_mock_checkout(session_id: Annotated[str, Path(max_length=100)]) -> Response[str]:
+def show_mock_checkout(
+    session_id: Annotated[str, Path(max_length=100)],
+    return_path: Annotated[str | None, Query(alias="return", max_length=300)] = None,
+) -> Response[str]:
     payment = payments.mock_session(session_id)
-    return pages.render("mock_checkout.html", payment=payment, session_id=session_id, user=pages.page_caller(app))
+    return pages.render(
+        "mock_checkout.html",
+        payment=payment,
+        session_id=session_id,
+        return_path=pages.local_path(return_path, "/balance"),
+        user=pages.page_caller(app),
+    )
 
 
 lambda_handler = entrypoint(app)

@@ -1,6 +1,5 @@
 """GET /sign-in — email sign-in in dev mode; a link to Clerk's hosted sign-in in production."""
 
-import os
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -16,9 +15,9 @@ app = pages.page_resolver()
 def show_sign_in(next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None) -> Response[str]:
     return pages.render(
         "sign_in.html",
-        mode=config.auth_mode(),
+        mode=config.settings().auth_mode,
         next=pages.local_path(next_path, "/dashboard"),
-        clerk_sign_in_url=os.environ.get("ECHO_CLERK_SIGN_IN_URL", "#"),
+        clerk_sign_in_url=config.settings().clerk_sign_in_url,
         user=None,
     )
 

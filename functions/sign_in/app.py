@@ -14,7 +14,10 @@ def sign_in() -> Response[str]:
     fields = pages.form(app)
     body = pages.parse_form(DevSessionIn, {"email": fields.get("email", "")})
     token, _ = auth.issue_dev_session(body.email)
-    return pages.redirect(pages.local_path(fields.get("next"), "/dashboard"), cookie=pages.session_cookie(token))
+    return pages.redirect(
+        pages.local_path(fields.get("next"), "/dashboard"),
+        cookie=pages.session_cookie(token, secure=pages.is_https(app)),
+    )
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

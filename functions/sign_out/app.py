@@ -11,7 +11,7 @@ app = pages.page_resolver()
 @app.post("/sign-out", include_in_schema=False)
 def sign_out() -> Response[str]:
     pages.form(app)
-    return pages.redirect("/sign-in", cookie=pages.cleared_cookie())
+    return pages.redirect("/sign-in", cookie=pages.cleared_cookie(secure=pages.is_https(app)))
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

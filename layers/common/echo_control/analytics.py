@@ -13,6 +13,8 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366 * 2
 EXPORT_PAGE_ROWS = 1000
 EXPORT_MAX_ROWS = 50_000  # per request; X-Next-Cursor continues (keeps a response under Lambda's 6 MB)
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a leading '.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["id", "createdAt", "echoAppId", "model", "status", "inputTokens", "outputTokens", "totalTokens", "cost"]
 
 
@@ -56,6 +58,13 @@ def app_usage(user_id: UUID, app_id: str, since: date | None, until: date | None
     )
 
 
+def spreadsheet_safe(value: object) -> object:
+    """Text that a spreadsheet would run as a formula, made inert; numbers and other text unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(
     user_id: UUID, app_scope: UUID | None, since: datetime | None, until: datetime | None, cursor: str | None
 ) -> tuple[str, str | None]:
@@ -76,19 +85,18 @@ def export_csv(
             limit=min(EXPORT_PAGE_ROWS, EXPORT_MAX_ROWS - written),
         )
         for t in page.transactions:
-            writer.writerow(
-                [
-                    t.id,
-                    t.created_at.isoformat(),
-                    t.echo_app_id or "",
-                    t.model,
-                    t.status,
-                    t.input_tokens,
-                    t.output_tokens,
-                    t.total_tokens,
-                    t.cost,
-                ]
-            )
+            row = [
+                t.id,
+                t.created_at.isoformat(),
+                t.echo_app_id or "",
+                t.model,
+                t.status,
+                t.input_tokens,
+                t.output_tokens,
+                t.total_tokens,
+                t.cost,
+            ]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
         written += len(page.transactions)
         cursor = page.next_cursor
         if cursor is None:

@@ -32,8 +32,8 @@ def dev_signing_key() -> "rsa.RSAPrivateKey":
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    pem = os.environ.get("ECHO_DEV_SIGNING_KEY")
-    path = config.data_dir() / DEV_KEY_FILE
+    pem = config.settings().dev_signing_key
+    path = config.settings().data_dir / DEV_KEY_FILE
     if not pem and path.exists():
         pem = path.read_text()
     if not pem:
@@ -63,7 +63,7 @@ def dev_jwks() -> dict[str, Any]:
 
 def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[str, Any]]:
     """A session token for this email (dev mode only) and the user it signs in, created on first sight."""
-    if config.auth_mode() != "dev":
+    if config.settings().auth_mode != "dev":
         raise NotFound("No such route")
     existing = db.user_by_email(email)
     clerk_id = (existing or {}).get("clerk_id") or f"dev_{email}"
@@ -74,8 +74,8 @@ def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[st
         raise Unauthorized("Could not sign in")
     now = int(time.time())
     claims = {
-        "iss": config.jwt_issuer(),
-        "aud": config.jwt_audience(),
+        "iss": config.settings().jwt_issuer,
+        "aud": config.settings().jwt_audience,
         "sub": clerk_id,
         "email": email,
         "iat": now,
@@ -100,9 +100,9 @@ def _jwks_client(url: str) -> "jwt.PyJWKClient":
 
 
 def _verification_key(token: str) -> Any:
-    if config.auth_mode() == "dev":
+    if config.settings().auth_mode == "dev":
         return dev_signing_key().public_key()
-    url = config.jwks_url()
+    url = config.settings().jwks_url
     if not url:
         raise Unauthorized("Session verification is not configured (ECHO_JWKS_URL)")
     return _jwks_client(url).get_signing_key_from_jwt(token).key
@@ -117,8 +117,8 @@ def verify_session(token: str) -> dict[str, Any]:
             token,
             _verification_key(token),
             algorithms=[ALGORITHM],
-            audience=config.jwt_audience(),
-            issuer=config.jwt_issuer(),
+            audience=config.settings().jwt_audience,
+            issuer=config.settings().jwt_issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
@@ -127,7 +127,12 @@ def verify_session(token: str) -> dict[str, Any]:
 
 
 def with_role(user: dict[str, Any]) -> dict[str, Any]:
-    admin = user["role"] == "admin" or user["email"].lower() in config.admin_emails()
+    """The user with their role. In dev mode anyone can sign in as anyone, so nobody is an admin there unless
+    ECHO_DEV_SIGN_IN_GRANTS_ADMIN says so (the local runner does)."""
+    settings = config.settings()
+    admin = user["role"] == "admin" or user["email"].lower() in settings.admin_emails
+    if settings.auth_mode == "dev" and not settings.dev_sign_in_grants_admin:
+        admin = False
     return {**user, "role": "admin" if admin else "user"}
 
 

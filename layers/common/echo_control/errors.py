@@ -62,3 +62,9 @@ class TooManyRequests(EchoError):
 class ServiceUnavailable(EchoError):
     status, code = 503, "service_unavailable"
     retry_after = 2
+
+
+class ConfigurationError(ServiceUnavailable):
+    """The deployment is misconfigured (a missing or malformed secret): refused, never worked around."""
+
+    status, code = 503, "configuration_error"

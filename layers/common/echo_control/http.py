@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
-from echo_control import db, keys
+from echo_control import config, db, keys
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
@@ -200,7 +200,11 @@ def _raw_error(status: int, code: str, message: str, details: Any = None) -> dic
 
 
 def entrypoint(app: APIGatewayRestResolver, *, json_body: bool = True) -> Callable[[dict, Any], dict]:
-    """The function's lambda_handler: observability around a screened app.resolve (json_body=False: forms)."""
+    """The function's lambda_handler: observability around a screened app.resolve (json_body=False: forms).
+
+    Called while the function is imported: the settings are parsed here, so a wrong variable stops the cold
+    start (config.InvalidConfiguration) instead of failing every request."""
+    config.settings()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @metrics.log_metrics(raise_on_empty_metrics=False)

@@ -105,7 +105,7 @@ def authenticate(key: str, *, count_hit: bool = False) -> dict[str, Any] | None:
 
 
 def check_rate(hits: int, retry_after: int) -> None:
-    limit = config.rate_limit_per_minute()
+    limit = config.settings().rate_limit_per_minute
     if hits > limit:
         raise TooManyRequests(f"More than {limit} requests a minute with this API key", retry_after=max(1, retry_after))
 

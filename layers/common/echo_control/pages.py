@@ -1,6 +1,7 @@
 """Server-rendered pages: Jinja2 templates, the session cookie, redirects and same-origin form posts."""
 
 import functools
+import re
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
-from echo_control import auth
+from echo_control import auth, origins
 from echo_control.errors import EchoError, Forbidden, Unprocessable
 from echo_control.http import make_resolver, unstorable
 from echo_control.identity import Caller, caller_from_context
@@ -21,7 +22,8 @@ HTML = "text/html; charset=utf-8"
 MAX_FORM_BYTES = 16 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
-    "'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    "'unsafe-inline'; img-src 'self' data:; form-action 'self' https://checkout.stripe.com "
+    "https://connect.stripe.com; frame-ancestors 'none'",  # form-action also covers where a form's 303 goes
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -54,12 +56,24 @@ def redirect(location: str, cookie: str | None = None) -> Response:
     return Response(status_code=303, content_type=HTML, body="", headers=headers)
 
 
-def session_cookie(token: str, max_age: int = auth.SESSION_SECONDS) -> str:
-    return f"{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+def session_cookie(token: str, *, secure: bool, max_age: int = auth.SESSION_SECONDS) -> str:
+    return f"{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}" + (
+        "; Secure" if secure else ""
+    )
 
 
-def cleared_cookie() -> str:
-    return f"{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+def cleared_cookie(*, secure: bool) -> str:
+    return session_cookie("", secure=secure, max_age=0)
+
+
+def is_https(app: APIGatewayRestResolver) -> bool:
+    """Whether the browser reached us over HTTPS: then the session cookie is Secure."""
+    return origins.is_https(app.current_event.raw_event)
+
+
+def base_url(app: APIGatewayRestResolver) -> str:
+    """This deployment's public base URL for the current request (see origins)."""
+    return origins.public_base_url(app.current_event.raw_event)
 
 
 def page_caller(app: APIGatewayRestResolver) -> Caller | None:
@@ -145,11 +159,14 @@ def parse_form[M: BaseModel](model: type[M], fields: dict[str, Any]) -> M:
         raise Unprocessable(f"{where}: {first.get('msg', 'invalid')}") from None
 
 
+# A path on this site: one leading slash, then no backslash, whitespace or control character (no open redirect,
+# no header injection through a decoded CR/LF).
+LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\\x00-\x1f\x7f]{0,300}")
+
+
 def local_path(value: str | None, default: str) -> str:
     """Only same-site paths may be redirect targets (no open redirects)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return default
+    return value if value and LOCAL_PATH.fullmatch(value) else default
 
 
 def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height: int = 160) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from echo_control import config, db, ledger
@@ -49,16 +50,27 @@ def list_payments(user_id: UUID) -> PaymentList:
 # --- payment links -----------------------------------------------------------------------------------
 
 
-def _stripe_client(settings: config.StripeSettings) -> Any:
+def _stripe_client(secret_key: str) -> Any:
     import stripe  # only the payment functions pay for importing the SDK
 
-    assert settings.api_key
-    addresses: Any = {"api": settings.api_base} if settings.api_base else None
-    return stripe.StripeClient(settings.api_key, base_addresses=addresses, max_network_retries=2)
+    api_base = config.settings().stripe_api_base
+    addresses: Any = {"api": api_base} if api_base else None
+    return stripe.StripeClient(secret_key, base_addresses=addresses, max_network_retries=2)
 
 
-def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
-    maximum = config.max_payment_usd()
+def with_query(path: str, **params: str) -> str:
+    """A same-site path with parameters added to its query (return paths may carry their own)."""
+    parts = urlsplit(path)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params] + list(params.items())
+    return urlunsplit(("", "", parts.path, urlencode(query), ""))
+
+
+def create_payment_link(
+    user_id: UUID, body: PaymentLinkIn, *, base_url: str, return_path: str = "/balance"
+) -> PaymentLinkOut:
+    """A checkout for `body.amount`; the buyer comes back to `return_path` (a same-site path) on `base_url`."""
+    credentials = config.stripe_credentials()  # a misconfigured deployment refuses before recording anything
+    maximum = config.settings().max_payment_usd
     if body.amount > maximum:  # a deployment may sell less than the contract's ceiling at once
         raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
     app_id = None
@@ -68,14 +80,12 @@ def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
             raise NotFound("Echo app not found")
     cents = int(body.amount * CENTS)
     payment = db.insert_payment(user_id, cents, app_id)
-    settings = config.stripe_settings()
-    base = config.public_base_url()
-    if settings.api_key is None:
+    if credentials.secret_key is None:  # only ever locally: in the cloud a missing key is a configuration error
         session_id = MOCK_SESSION_PREFIX + secrets.token_urlsafe(24)
-        url = f"{base}/checkout/mock/{session_id}"
+        url = f"{base_url}/checkout/mock/{session_id}?" + urlencode({"return": return_path})
     else:
         metadata = {"paymentId": str(payment["id"]), "userId": str(user_id)}
-        session = _stripe_client(settings).v1.checkout.sessions.create(
+        session = _stripe_client(credentials.secret_key).v1.checkout.sessions.create(
             params={
                 "mode": "payment",
                 "client_reference_id": str(user_id),
@@ -91,8 +101,8 @@ def create_payment_link(user_id: UUID, body: PaymentLinkIn) -> PaymentLinkOut:
                         },
                     }
                 ],
-                "success_url": f"{base}/balance?payment=success",
-                "cancel_url": f"{base}/balance?payment=cancelled",
+                "success_url": base_url + with_query(return_path, payment="success"),
+                "cancel_url": base_url + with_query(return_path, payment="cancelled"),
             },
             options={"idempotency_key": f"payment-link-{payment['id']}"},
         )
@@ -117,7 +127,7 @@ def verify_event(payload: str, signature: str | None) -> dict[str, Any]:
     if not signature:
         raise BadRequest("Missing Stripe-Signature header", code="invalid_signature")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, config.stripe_settings().webhook_secret)
+        event = stripe.Webhook.construct_event(payload, signature, config.stripe_credentials().webhook_secret)
     except stripe.SignatureVerificationError as exc:
         raise BadRequest("Invalid Stripe signature", code="invalid_signature") from exc
     except ValueError as exc:
@@ -237,8 +247,10 @@ def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: 
 
 
 def mock_session(session_id: str) -> dict[str, Any]:
-    """The pending payment behind a mock checkout session (only when no Stripe key is configured)."""
-    if config.stripe_settings().api_key is not None or not session_id.startswith(MOCK_SESSION_PREFIX):
+    """The pending payment behind a mock checkout session: only locally, and only without a Stripe key."""
+    if config.settings().in_cloud:
+        raise NotFound("No such checkout session")  # never in the cloud, whatever the secrets say
+    if config.stripe_credentials().secret_key is not None or not session_id.startswith(MOCK_SESSION_PREFIX):
         raise NotFound("No such checkout session")
     with db.transaction() as conn:
         payment = db.lock_payment(conn, payment_id=None, session_id=session_id, payment_intent=None)
@@ -247,8 +259,9 @@ def mock_session(session_id: str) -> dict[str, Any]:
     return payment
 
 
-def mock_pay(session_id: str) -> dict[str, Any]:
-    """Does what Stripe does when a customer pays: sends the webhook endpoint a signed completed event."""
+def mock_pay(session_id: str, base_url: str) -> dict[str, Any]:
+    """Does what Stripe does when a customer pays: sends our webhook endpoint (on `base_url`, the deployment the
+    buyer is on) a signed completed event."""
     payment = mock_session(session_id)
     session = {
         "id": session_id,
@@ -273,11 +286,11 @@ def mock_pay(session_id: str) -> dict[str, Any]:
     }
     payload = json.dumps(event)
     request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
-        f"{config.public_base_url()}/api/stripe/webhook",
+        f"{base_url}/api/stripe/webhook",
         data=payload.encode(),
         headers={
             "Content-Type": "application/json",
-            "Stripe-Signature": sign_payload(payload, config.stripe_settings().webhook_secret),
+            "Stripe-Signature": sign_payload(payload, config.stripe_credentials().webhook_secret),
         },
         method="POST",
     )

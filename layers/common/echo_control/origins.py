@@ -1,0 +1,52 @@
+"""Where a request came in: the public base URL that checkout links and the mock checkout's webhook use, and
+whether the request came over HTTPS.
+
+ECHO_PUBLIC_URL wins when set. Otherwise the request's own origin: API Gateway's `requestContext.domainName`
+in the cloud (an execute-api domain serves the API under its stage, `/prod`; a custom domain at its base path
+mapping), the Host header locally, and the scheme from X-Forwarded-Proto."""
+
+import re
+from typing import Any
+
+from echo_control import config
+from echo_control.errors import BadRequest
+
+EXECUTE_API_DOMAIN = re.compile(r"[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str]:
+    return {k.lower(): v for k, v in (event.get("headers") or {}).items() if isinstance(v, str)}
+
+
+def is_https(event: dict[str, Any]) -> bool:
+    """True when the browser spoke HTTPS to us (API Gateway always does, and says so in X-Forwarded-Proto)."""
+    proto = _headers(event).get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if proto:
+        return proto == "https"
+    return config.settings().lambda_function_name is not None
+
+
+def public_base_url(event: dict[str, Any]) -> str:
+    """The deployment's base URL for this request, without a trailing slash."""
+    if configured := config.settings().public_url:
+        return configured
+    context = event.get("requestContext") or {}
+    domain = context.get("domainName") or _headers(event).get("host")
+    if not isinstance(domain, str) or not HOST.fullmatch(domain):
+        raise BadRequest("The request has no valid Host header", code="invalid_host")
+    scheme = "https" if is_https(event) else "http"
+    return f"{scheme}://{domain}{_base_path(event, context, domain)}"
+
+
+def _base_path(event: dict[str, Any], context: dict[str, Any], domain: str) -> str:
+    if EXECUTE_API_DOMAIN.fullmatch(domain):
+        stage = context.get("stage")
+        return f"/{stage}" if isinstance(stage, str) and BASE_PATH.fullmatch(f"/{stage}") else ""
+    # A custom domain: its base path mapping is what requestContext.path has in front of the resource's path.
+    full, path = context.get("path"), event.get("path")
+    if isinstance(full, str) and isinstance(path, str) and path and full.endswith(path):
+        prefix = full[: -len(path)]
+        return prefix if BASE_PATH.fullmatch(prefix) else ""
+    return ""
