@@ -79,22 +79,21 @@ DEMO_EMAIL = "demo@example.com"
 
 def load_demo_data() -> None:
     """A demo user with an app, credits and some metered calls, loaded once (sign in as demo@example.com)."""
-    from echo_control import db, ledger
+    from echo_control import db
 
     user = db.user_for_clerk_id(f"dev_{DEMO_EMAIL}", DEMO_EMAIL, "Demo Developer")
     assert user is not None
     if db.apps_with_totals(user["id"]):
         return
     app = db.insert_app(user["id"], "Demo chat app", "A sample app with some usage", Decimal("1.25"))
-    with db.transaction() as conn:
-        ledger.credit(
+    with db.transaction() as conn:  # not a payment: the balance page lists it, with its reason, as a credit
+        db.apply_entry(
             conn,
-            user["id"],
-            Decimal("25"),
+            user_id=user["id"],
             kind="admin_adjustment",
-            key="demo:welcome-credit",
-            reference_id=None,
-            paid=Decimal(0),
+            amount=Decimal("25"),
+            idempotency_key="demo:welcome-credit",
+            reason="Welcome credit: $25 to try the demo",
         )
     calls = [
         ("gpt-4o", 1200, 350),
