@@ -19,8 +19,10 @@ def revoke_key_page(
     who = pages.signed_in(app)
     pages.form(app)
     owned = apps.owned_app(who.user_id, id)
-    keys.revoke_key(who.user_id, key_id)
-    return pages.redirect(f"/apps/{owned['id']}")
+    with pages.form_errors(back=f"/apps/{owned['id']}"):
+        revoked = keys.revoke_key(who.user_id, key_id)
+    notice = pages.leave_flash(notice=f"Key …{revoked.last4} is revoked: calls with it are refused.", notice_kind="ok")
+    return pages.redirect(f"/apps/{owned['id']}", cookie=notice)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

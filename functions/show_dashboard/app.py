@@ -14,7 +14,8 @@ app = pages.page_resolver()
 @app.get("/dashboard", include_in_schema=False)
 def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
     who = pages.signed_in(app)
-    return pages.render(
+    return pages.render_page(
+        app,
         "dashboard.html",
         active="dashboard",
         user=pages.user_view(who),
