@@ -57,6 +57,7 @@ EXPECTED_STATUS = {
     "export_app_transactions": 200,
     "get_openapi_document": 200,
     "show_api_docs": 200,
+    "show_not_found": 404,
 }
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 
