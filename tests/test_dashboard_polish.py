@@ -262,3 +262,7 @@ def test_the_demo_welcome_credit_says_what_it_is(browser: Browser, site: str, wi
     expect(credit).to_contain_text("+$25.00")
     assert_on_screen(page, credit.locator("td.num"))
     page.screenshot(path=SHOTS / f"demo-balance-{width}.png", full_page=True)
+    page.goto("/dashboard")
+    page.click("text=Demo chat app")
+    expect(page.locator("#chart-y-axis span").first).to_have_text("$0.00")
+    page.screenshot(path=SHOTS / f"demo-app-{width}.png", full_page=True)
