@@ -190,3 +190,11 @@ def test_unknown_addresses_are_404_pages_and_the_api_keeps_json(api: Any, user: 
     missing = api.call("GET", "/api/no-such-route")
     assert missing.status == 404 and missing.body["error"]["code"] == "not_found"
     assert api.call("PATCH", "/api/echo-apps").status == 405  # a declared path keeps its 405
+
+
+def test_out_of_bounds_addresses_are_error_pages_not_json(api: Any, user: Any) -> None:
+    for path in (f"/apps/{'a' * 65}", f"/dashboard?payment={'x' * 21}", f"/sign-in?next={'/' * 301}"):
+        reply = page(api, path, echo_session=user.token)
+        assert reply.status == 400 and reply.headers["Content-Type"].startswith("text/html"), path
+        assert "This address is not valid" in reply.body
+    assert "<nav>" in page(api, f"/apps/{'a' * 65}", echo_session=user.token).body

@@ -14,11 +14,12 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from echo_control import auth, db
-from echo_control.errors import EchoError, Forbidden, NotFound, Unprocessable
+from echo_control.errors import BadRequest, EchoError, Forbidden, NotFound, Unprocessable
 from echo_control.http import make_resolver, unstorable
 from echo_control.identity import Caller, caller_from_context
 
@@ -193,6 +194,10 @@ def page_resolver() -> APIGatewayRestResolver:
         if isinstance(exc, FormRejected):
             return redirect(exc.back, cookie=leave_flash(notice=exc.message, notice_kind="bad"))
         return error_page(app, exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_address(exc: RequestValidationError) -> Response:  # an id or query value out of bounds
+        return error_page(app, BadRequest("This address is not valid"))
 
     return app
 
