@@ -162,7 +162,7 @@ def test_the_new_key_travels_in_an_http_only_cookie_that_holds_no_key(browser: B
 def test_revoking_asks_for_confirmation_without_javascript(browser: Browser, site: str, width: int) -> None:
     page = sign_in(browser, site, width, javascript=False)
     create_app(page, "An app with a rather long name for its keys table")
-    for name in ("production server with a long descriptive name", "staging"):
+    for name in ("production server with a long descriptive name", "staging-" + "x" * 92):
         page.fill("input[name=name]", name)
         page.click("#create-key")
     revoke = page.locator("#keys summary").first
