@@ -198,3 +198,12 @@ def test_out_of_bounds_addresses_are_error_pages_not_json(api: Any, user: Any) -
         assert reply.status == 400 and reply.headers["Content-Type"].startswith("text/html"), path
         assert "This address is not valid" in reply.body
     assert "<nav>" in page(api, f"/apps/{'a' * 65}", echo_session=user.token).body
+
+
+def test_the_flash_cookie_is_secure_over_https(api: Any, user: Any) -> None:
+    app = user.create_app("Over HTTPS")
+    headers = {**FORM, "Host": "localhost", "Cookie": f"echo_session={user.token}", "X-Forwarded-Proto": "https"}
+    posted = api.call("POST", f"/apps/{app['id']}/keys", data="", headers=headers)
+    assert "; Secure" in posted.headers["Set-Cookie"]
+    plain = api.call("POST", f"/apps/{app['id']}/keys", data="", headers={**headers, "X-Forwarded-Proto": "http"})
+    assert "Secure" not in plain.headers["Set-Cookie"]

@@ -21,7 +21,8 @@ def revoke_key_page(
     owned = apps.owned_app(who.user_id, id)
     with pages.form_errors(back=f"/apps/{owned['id']}"):
         revoked = keys.revoke_key(who.user_id, key_id)
-    notice = pages.leave_flash(notice=f"Key …{revoked.last4} is revoked: calls with it are refused.", notice_kind="ok")
+    said = f"Key …{revoked.last4} is revoked: calls with it are refused."
+    notice = pages.leave_flash(app, notice=said, notice_kind="ok")
     return pages.redirect(f"/apps/{owned['id']}", cookie=notice)
 
 

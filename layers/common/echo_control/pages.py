@@ -113,11 +113,16 @@ def page_caller(app: APIGatewayRestResolver) -> Caller | None:
     return who if who.auth_type == "user" else None
 
 
+def _secure(resolver: APIGatewayRestResolver) -> str:
+    """`; Secure` when the request came over HTTPS (API Gateway says so in X-Forwarded-Proto)."""
+    return "; Secure" if resolver.current_event.headers.get("x-forwarded-proto") == "https" else ""
+
+
 FLASH_COOKIE = "echo_flash"
 FLASH_SECONDS = 300
 
 
-def leave_flash(**message: Any) -> str:
+def leave_flash(resolver: APIGatewayRestResolver, /, **message: Any) -> str:
     """Stores a one-time message for the next page (post/redirect/get); returns the cookie that finds it.
 
     The message is encrypted with a fresh key that only the cookie holds, and deleted when first read, so a
@@ -128,7 +133,7 @@ def leave_flash(**message: Any) -> str:
     sealed = nonce + AESGCM(key).encrypt(nonce, json.dumps(message).encode(), flash_id.bytes)
     db.insert_flash(flash_id, sealed, FLASH_SECONDS)
     value = f"{flash_id.hex}.{base64.urlsafe_b64encode(key).decode().rstrip('=')}"
-    return f"{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={FLASH_SECONDS}"
+    return f"{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={FLASH_SECONDS}{_secure(resolver)}"
 
 
 def take_flash(app: APIGatewayRestResolver) -> dict[str, Any]:
@@ -155,7 +160,7 @@ def render_page(resolver: APIGatewayRestResolver, template: str, /, **context: A
     """A page with the one-time message a form post left for it; its flash cookie is cleared."""
     if _cookie(resolver, FLASH_COOKIE) is None:
         return render(template, **context)
-    cleared = {"Set-Cookie": f"{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"}
+    cleared = {"Set-Cookie": f"{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{_secure(resolver)}"}
     return render(template, headers=cleared, **{**context, **take_flash(resolver)})
 
 
@@ -192,7 +197,7 @@ def page_resolver() -> APIGatewayRestResolver:
         if isinstance(exc, SignInRequired):
             return redirect("/sign-in?" + urlencode({"next": exc.next_path}))
         if isinstance(exc, FormRejected):
-            return redirect(exc.back, cookie=leave_flash(notice=exc.message, notice_kind="bad"))
+            return redirect(exc.back, cookie=leave_flash(app, notice=exc.message, notice_kind="bad"))
         return error_page(app, exc)
 
     @app.exception_handler(RequestValidationError)
