@@ -129,7 +129,11 @@ def test_stopping_the_runner_stops_its_postgres(runner: Runner, data_dir: Path, 
         running = start_runner(data_dir)
     else:
         running = runner
-    assert postgres_processes(data_dir), "the embedded PostgreSQL runs while the runner does"
-    assert running.stop(signum) == 0
-    psutil.wait_procs(postgres_processes(data_dir), timeout=10)
-    assert postgres_processes(data_dir) == []
+    try:
+        assert postgres_processes(data_dir), "the embedded PostgreSQL runs while the runner does"
+        assert running.stop(signum) == 0
+        psutil.wait_procs(postgres_processes(data_dir), timeout=10)
+        assert postgres_processes(data_dir) == []
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()
