@@ -105,6 +105,8 @@ def test_form_errors_show_inside_the_page_in_words(browser: Browser, site: str, 
     admin.click("#admin-adjust button")
     expect(admin).to_have_url(f"{site}/balance")
     expect(admin.locator(".notice.bad")).to_have_text("No user has that email")
+    expect(admin.locator("#admin-adjust input[name=reason]")).to_have_value("Test")  # filled in again
+    expect(admin.locator("#amount")).to_have_value("10")  # the buy form is another form: left as it was
     assert_on_screen(admin, admin.locator("nav >> text=Balance"))
 
 

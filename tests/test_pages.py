@@ -207,3 +207,12 @@ def test_the_flash_cookie_is_secure_over_https(api: Any, user: Any) -> None:
     assert "; Secure" in posted.headers["Set-Cookie"]
     plain = api.call("POST", f"/apps/{app['id']}/keys", data="", headers={**headers, "X-Forwarded-Proto": "http"})
     assert "Secure" not in plain.headers["Set-Cookie"]
+
+
+def test_a_refused_form_comes_back_filled_in(api: Any, user: Any) -> None:
+    headers = {**FORM, "Host": "localhost", "Cookie": f"echo_session={user.token}"}
+    posted = api.call("POST", "/dashboard/apps", data="name=Kept+name&description=" + "d" * 1001, headers=headers)
+    shown = page(api, "/dashboard", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
+    assert "Description can be at most 1000 characters." in shown.body
+    assert 'value="Kept name"' in shown.body
+    assert user.call("GET", "/api/echo-apps").body["echoApps"] == []  # and nothing was created

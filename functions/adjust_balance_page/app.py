@@ -16,7 +16,7 @@ def adjust_balance_page() -> Response[str]:
     if not who.is_admin:
         raise Forbidden("Only admins may adjust balances")
     fields = pages.form(app)
-    with pages.form_errors(back="/balance"):
+    with pages.form_errors(back="/balance", form="adjust", values=fields):
         target = db.user_by_email(fields.pop("email", ""))
         if target is None:
             raise NotFound("No user has that email")

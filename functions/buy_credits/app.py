@@ -13,7 +13,8 @@ app = pages.page_resolver()
 def buy_credits() -> Response[str]:
     who = pages.signed_in(app)
     fields = pages.form(app)
-    with pages.form_errors(back=pages.local_path(fields.pop("next", None), "/balance")):
+    back = pages.local_path(fields.pop("next", None), "/balance")
+    with pages.form_errors(back=back, form="buy", values=fields):
         link = payments.create_payment_link(who.user_id, pages.parse_form(PaymentLinkIn, fields))
     return pages.redirect(link.url)
 

@@ -13,7 +13,7 @@ app = pages.page_resolver()
 def create_app_page() -> Response[str]:
     who = pages.signed_in(app)
     fields = pages.form(app)
-    with pages.form_errors(back="/dashboard"):
+    with pages.form_errors(back="/dashboard", form="create_app", values=fields):
         created = apps.create_app(who.user_id, pages.parse_form(EchoAppCreate, fields))
     return pages.redirect(f"/apps/{created.id}")
 

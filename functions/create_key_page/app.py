@@ -16,7 +16,7 @@ app = pages.page_resolver()
 def create_key_page(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     who = pages.signed_in(app)
     fields = pages.form(app)
-    with pages.form_errors(back=f"/apps/{id}"):
+    with pages.form_errors(back=f"/apps/{id}", form="create_key", values=fields):
         body = pages.parse_form(ApiKeyCreate, {"echoAppId": id, **fields})
         created = keys.create_key(who.user_id, id, body.name, body.expires_at)
     shown_once = pages.leave_flash(app, new_key={"key": created.key, "name": created.name})

@@ -15,7 +15,7 @@ app = pages.page_resolver()
 def sign_in() -> Response[str]:
     fields = pages.form(app)
     next_path = pages.local_path(fields.get("next"), "/dashboard")
-    with pages.form_errors(back="/sign-in?" + urlencode({"next": next_path})):
+    with pages.form_errors(back="/sign-in?" + urlencode({"next": next_path}), form="sign_in", values=fields):
         body = pages.parse_form(DevSessionIn, {"email": fields.get("email", "")})
         token, _ = auth.issue_dev_session(body.email)
     return pages.redirect(next_path, cookie=pages.session_cookie(token))

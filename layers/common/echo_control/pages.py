@@ -48,6 +48,7 @@ def _environment() -> Environment:
     env.filters["cost"] = cost
     env.filters["cents"] = lambda value: usd(Decimal(value) / 100)
     env.filters["thousands"] = lambda value: f"{int(value):,}"
+    env.globals["refill"] = lambda form, field, default="": default  # render_page's, after a refused form
     return env
 
 
@@ -161,7 +162,16 @@ def render_page(resolver: APIGatewayRestResolver, template: str, /, **context: A
     if _cookie(resolver, FLASH_COOKIE) is None:
         return render(template, **context)
     cleared = {"Set-Cookie": f"{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{_secure(resolver)}"}
-    return render(template, headers=cleared, **{**context, **take_flash(resolver)})
+    flash = take_flash(resolver)
+    refused = flash.pop("refused_form", None)  # the form that was refused, and what was typed into it
+    if refused:
+        context["refill"] = functools.partial(_refill, refused["form"], refused["values"])
+    return render(template, headers=cleared, **{**context, **flash})
+
+
+def _refill(refused_form: str, values: dict[str, str], form: str, field: str, default: str = "") -> str:
+    """What the person typed into `form`'s `field` before it was refused, so they need not type it again."""
+    return values.get(field, default) if form == refused_form else default
 
 
 class FormRejected(EchoError):
@@ -169,15 +179,17 @@ class FormRejected(EchoError):
 
     status, code = 422, "form_rejected"
 
-    def __init__(self, message: str, back: str) -> None:
+    def __init__(self, message: str, back: str, form: str, values: dict[str, str]) -> None:
         super().__init__(message)
-        self.back = back
+        self.back, self.form, self.values = back, form, values
 
 
 @contextlib.contextmanager
-def form_errors(back: str) -> Iterator[None]:
+def form_errors(back: str, form: str, values: dict[str, str]) -> Iterator[None]:
     """Turns what a form's input can get wrong (4xx other than sign-in and forbidden) into a message on the
-    page at `back`, shown inside that page with its navigation, instead of an error page."""
+    page at `back`, shown inside that page with its navigation, instead of an error page; the page fills
+    the form (named `form` in its template) in again with `values`."""
+    kept = dict(values)  # as typed, before the handler takes fields out
     try:
         yield
     except (SignInRequired, Forbidden):
@@ -185,7 +197,7 @@ def form_errors(back: str) -> Iterator[None]:
     except EchoError as exc:
         if exc.status >= 500:
             raise
-        raise FormRejected(exc.message, back) from exc
+        raise FormRejected(exc.message, back, form, kept) from exc
 
 
 def page_resolver() -> APIGatewayRestResolver:
@@ -197,7 +209,9 @@ def page_resolver() -> APIGatewayRestResolver:
         if isinstance(exc, SignInRequired):
             return redirect("/sign-in?" + urlencode({"next": exc.next_path}))
         if isinstance(exc, FormRejected):
-            return redirect(exc.back, cookie=leave_flash(app, notice=exc.message, notice_kind="bad"))
+            refused = {"form": exc.form, "values": exc.values}
+            flash = leave_flash(app, notice=exc.message, notice_kind="bad", refused_form=refused)
+            return redirect(exc.back, cookie=flash)
         return error_page(app, exc)
 
     @app.exception_handler(RequestValidationError)
