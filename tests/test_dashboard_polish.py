@@ -258,6 +258,7 @@ def test_the_demo_welcome_credit_says_what_it_is(browser: Browser, site: str, wi
 
     database.load_demo_data()  # what `make dev` loads; idempotent
     page = sign_in(browser, site, width, database.DEMO_EMAIL)
+    expect(page.locator("#balance-summary")).to_contain_text("Paid $0.00 · credited $25.00 · spent")
     page.goto("/balance")
     credit = page.locator("#adjustments tr", has_text="Welcome credit")
     expect(credit).to_have_count(1)

@@ -21,6 +21,7 @@ def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) 
         user=pages.user_view(who),
         apps=apps.list_apps(who.user_id).echo_apps,
         balance=ledger.get_balance(who.user_id),
+        credited=ledger.adjustments_total(who.user_id),
         next_path="/dashboard",
     )
 

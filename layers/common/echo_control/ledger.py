@@ -40,6 +40,11 @@ def list_adjustments(user_id: UUID, limit: int = 20) -> list[AdjustmentOut]:
     return [AdjustmentOut.model_validate(row) for row in db.adjustments_for_user(user_id, limit)]
 
 
+def adjustments_total(user_id: UUID) -> Decimal:
+    """What admins (and the demo's welcome credit) added to the balance, net, beside what was paid."""
+    return db.adjustments_total(user_id)
+
+
 def adjust_balance(body: BalanceAdjust) -> BalanceOut:
     """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing."""
     user_id = as_uuid(body.user_id)

@@ -12,6 +12,7 @@ from echo_control.db.keys import active_api_key, api_keys_for_user, insert_api_k
 from echo_control.db.ledger import (
     RECORD_DEBIT,
     adjustments_for_user,
+    adjustments_total,
     apply_entry,
     balance,
     claim_idempotency_key,
@@ -38,6 +39,7 @@ __all__ = [
     "Row",
     "active_api_key",
     "adjustments_for_user",
+    "adjustments_total",
     "api_keys_for_user",
     "app_for_owner",
     "apply_entry",

@@ -28,6 +28,19 @@ def adjustments_for_user(user_id: UUID, limit: int) -> list[Row]:
     )
 
 
+def adjustments_total(user_id: UUID) -> Decimal:
+    row = (
+        connection()
+        .execute(
+            "SELECT coalesce(sum(amount), 0) AS total FROM ledger_entries "
+            "WHERE user_id = %s AND kind = 'admin_adjustment'",
+            [user_id],
+        )
+        .fetchone()
+    )
+    return Decimal(row["total"]) if row else Decimal(0)
+
+
 # One statement records the call, debits it only if the balance covers it, writes the ledger entry and
 # adds to the day's rollup: atomic under autocommit, and one round trip on the metering hot path.
 RECORD_DEBIT = """
