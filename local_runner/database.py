@@ -1,26 +1,52 @@
 """The database for local runs and tests: DATABASE_URL if set, else an embedded real PostgreSQL (pgserver)."""
 
+import json
 import os
 import warnings
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from local_runner.template import ROOT
 
 EMBEDDED_DIR = ROOT / ".data" / "postgres"
+embedded_server: Any = None  # the pgserver handle this process holds, if it started or joined one
 
 
 def embedded_server_url(database: str, data_dir: Path = EMBEDDED_DIR) -> str:
     """Starts (or reuses) the embedded server under data_dir and makes sure `database` exists."""
+    global embedded_server
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    create_database(server.get_uri("postgres"), database)
-    return server.get_uri(database)
+    forget_dead_handles(data_dir)
+    embedded_server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    create_database(embedded_server.get_uri("postgres"), database)
+    return str(embedded_server.get_uri(database))
+
+
+def forget_dead_handles(data_dir: Path) -> None:
+    """pgserver stops the server when the last process holding it exits, counting holders in a file; a
+    holder killed without cleanup stays listed forever and the server would never stop again."""
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    holders = data_dir / ".handle_pids.json"
+    with PostgresServer._lock:  # the lock pgserver takes around its own reads and writes of the file
+        if holders.exists():
+            alive = [pid for pid in json.loads(holders.read_text() or "[]") if psutil.pid_exists(pid)]
+            holders.write_text(json.dumps(alive))
+
+
+def stop_embedded_server() -> None:
+    """Stops the embedded server unless another live process (a test run, a second runner) still uses it."""
+    global embedded_server
+    if embedded_server is not None:
+        embedded_server.cleanup()
+        embedded_server = None
 
 
 def with_database(url: str, database: str) -> str:
@@ -39,10 +65,12 @@ def create_database(admin_url: str, database: str) -> None:
 
 def ensure_database() -> str:
     """DATABASE_URL, or the embedded server's URL (exported as DATABASE_URL); migrations applied."""
-    url = os.environ.get("DATABASE_URL") or embedded_server_url("echo")
+    data_dir = Path(os.environ["ECHO_DATA_DIR"]) / "postgres" if os.environ.get("ECHO_DATA_DIR") else EMBEDDED_DIR
+    url = os.environ.get("DATABASE_URL") or embedded_server_url("echo", data_dir)
     os.environ["DATABASE_URL"] = url
-    from echo_control import db
+    from echo_control import config, db
 
+    config.reload_settings()  # the settings were read before the embedded server existed
     db.apply_migrations(url)
     return url
 
@@ -52,22 +80,21 @@ DEMO_EMAIL = "demo@example.com"
 
 def load_demo_data() -> None:
     """A demo user with an app, credits and some metered calls, loaded once (sign in as demo@example.com)."""
-    from echo_control import db, ledger
+    from echo_control import db
 
     user = db.user_for_clerk_id(f"dev_{DEMO_EMAIL}", DEMO_EMAIL, "Demo Developer")
     assert user is not None
     if db.apps_with_totals(user["id"]):
         return
     app = db.insert_app(user["id"], "Demo chat app", "A sample app with some usage", Decimal("1.25"))
-    with db.transaction() as conn:
-        ledger.credit(
+    with db.transaction() as conn:  # not a payment: the balance page lists it, with its reason, as a credit
+        db.apply_entry(
             conn,
-            user["id"],
-            Decimal("25"),
+            user_id=user["id"],
             kind="admin_adjustment",
-            key="demo:welcome-credit",
-            reference_id=None,
-            paid=Decimal(0),
+            amount=Decimal("25"),
+            idempotency_key="demo:welcome-credit",
+            reason="Welcome credit: $25 to try the demo",
         )
     calls = [
         ("gpt-4o", 1200, 350),

@@ -107,9 +107,11 @@ class LocalApiGateway:
 
     def handle(self, request: Request) -> Response:
         matches = [(r, p) for r in self.api.routes if (p := r.match(request.path)) is not None]
+        if any(not r.greedy for r, _ in matches):  # a declared resource answers its path, even with a 405
+            matches = [(r, p) for r, p in matches if not r.greedy]
         if not matches:
             return _error(404, "not_found", f"No route for {request.path}")
-        found = next(((r, p) for r, p in matches if r.method == request.method), None)
+        found = next(((r, p) for r, p in matches if r.accepts(request.method)), None)
         if found is None:
             allowed = ", ".join(sorted({r.method for r, _ in matches}))
             return _error(405, "method_not_allowed", f"{request.method} is not allowed here", {"Allow": allowed})

@@ -42,6 +42,13 @@ class Route:
     authorized: bool
     pattern: re.Pattern[str]
 
+    @property
+    def greedy(self) -> bool:
+        return "+}" in self.path
+
+    def accepts(self, method: str) -> bool:
+        return self.method in (method, "ANY")
+
     def match(self, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path)
         return found.groupdict() if found else None
@@ -104,6 +111,6 @@ def load(template: Path = TEMPLATE) -> Api:
                     pattern=_pattern(props["Path"]),
                 )
             )
-    # Literal segments win over parameters, as in API Gateway (/api/transactions/export before /{id}).
-    routes.sort(key=lambda r: (r.path.count("{"), -len(r.path)))
+    # Literal segments win over parameters, and any resource over a greedy {proxy+}, as in API Gateway.
+    routes.sort(key=lambda r: (r.greedy, r.path.count("{"), -len(r.path)))
     return Api(routes=routes, authorizer_dir=functions[authorizer_fn], functions=functions)

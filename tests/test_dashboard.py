@@ -61,8 +61,9 @@ def test_a_person_runs_an_app_from_the_dashboard(browser: Browser, site: str) ->
     expect(page.locator("h1")).to_have_text("Support bot")
     app_url = page.url
 
-    # create a key: shown once, with a copy button
+    # create a key: shown once, with a copy button, after a redirect back to the app page
     page.click("#create-key")
+    expect(page).to_have_url(app_url)
     key = page.locator("#new-key-value").inner_text().strip()
     assert key.startswith("echo_")
     expect(page.locator("#copy-key")).to_be_visible()
@@ -107,7 +108,8 @@ def test_a_person_runs_an_app_from_the_dashboard(browser: Browser, site: str) ->
 
     # revoke the key, and the API refuses it
     page.goto(app_url)
-    page.click("text=Revoke")
+    page.click("#keys summary")
+    page.click("text=Yes, revoke")
     expect(page.locator("#keys")).to_contain_text("revoked")
     assert record_call(site, key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1}) == 401
 

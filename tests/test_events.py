@@ -49,7 +49,7 @@ EXPECTED_STATUS = {
     "show_dashboard": 200,
     "create_app_page": 303,
     "show_app": 200,
-    "create_key_page": 200,
+    "create_key_page": 303,
     "revoke_key_page": 303,
     "show_balance": 200,
     "adjust_balance_page": 303,
@@ -57,6 +57,7 @@ EXPECTED_STATUS = {
     "export_app_transactions": 200,
     "get_openapi_document": 200,
     "show_api_docs": 200,
+    "show_not_found": 404,
 }
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 

@@ -16,10 +16,11 @@ def adjust_balance_page() -> Response[str]:
     if not who.is_admin:
         raise Forbidden("Only admins may adjust balances")
     fields = pages.form(app)
-    target = db.user_by_email(fields.pop("email", ""))
-    if target is None:
-        raise NotFound("No user with that email")
-    ledger.adjust_balance(pages.parse_form(BalanceAdjust, {**fields, "userId": str(target["id"])}))
+    with pages.form_errors(back="/balance", form="adjust", values=fields):
+        target = db.user_by_email(fields.pop("email", ""))
+        if target is None:
+            raise NotFound("No user has that email")
+        ledger.adjust_balance(pages.parse_form(BalanceAdjust, {**fields, "userId": str(target["id"])}))
     return pages.redirect("/balance?payment=adjusted")
 
 

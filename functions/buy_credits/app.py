@@ -14,8 +14,9 @@ def buy_credits() -> Response[str]:
     who = pages.signed_in(app)
     fields = pages.form(app)
     return_path = pages.local_path(fields.pop("next", None), "/balance")  # the page the buyer comes back to
-    body = pages.parse_form(PaymentLinkIn, fields)
-    link = payments.create_payment_link(who.user_id, body, base_url=pages.base_url(app), return_path=return_path)
+    with pages.form_errors(back=return_path, form="buy", values=fields):
+        body = pages.parse_form(PaymentLinkIn, fields)
+        link = payments.create_payment_link(who.user_id, body, base_url=pages.base_url(app), return_path=return_path)
     return pages.redirect(link.url)
 
 

@@ -12,7 +12,9 @@ app = pages.page_resolver()
 @app.post("/dashboard/apps", include_in_schema=False)
 def create_app_page() -> Response[str]:
     who = pages.signed_in(app)
-    created = apps.create_app(who.user_id, pages.parse_form(EchoAppCreate, pages.form(app)))
+    fields = pages.form(app)
+    with pages.form_errors(back="/dashboard", form="create_app", values=fields):
+        created = apps.create_app(who.user_id, pages.parse_form(EchoAppCreate, fields))
     return pages.redirect(f"/apps/{created.id}")
 
 

@@ -1,4 +1,4 @@
-"""POST /apps/{id}/keys — create a key and show it, this once, on the app page."""
+"""POST /apps/{id}/keys — create a key, then back to the app page, which shows it this once (post/redirect/get)."""
 
 from typing import Annotated
 
@@ -15,9 +15,12 @@ app = pages.page_resolver()
 @app.post("/apps/<id>/keys", include_in_schema=False)
 def create_key_page(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     who = pages.signed_in(app)
-    body = pages.parse_form(ApiKeyCreate, {"echoAppId": id, **pages.form(app)})
-    created = keys.create_key(who.user_id, id, body.name, body.expires_at)
-    return pages.render("app.html", **pages.app_page(who, id), new_key=created)
+    fields = pages.form(app)
+    with pages.form_errors(back=f"/apps/{id}", form="create_key", values=fields):
+        body = pages.parse_form(ApiKeyCreate, {"echoAppId": id, **fields})
+        created = keys.create_key(who.user_id, id, body.name, body.expires_at)
+    shown_once = pages.leave_flash(app, new_key={"key": created.key, "name": created.name})
+    return pages.redirect(f"/apps/{created.echo_app_id}", cookie=shown_once)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -19,8 +19,11 @@ def revoke_key_page(
     who = pages.signed_in(app)
     pages.form(app)
     owned = apps.owned_app(who.user_id, id)
-    keys.revoke_key(who.user_id, key_id)
-    return pages.redirect(f"/apps/{owned['id']}")
+    with pages.form_errors(back=f"/apps/{owned['id']}", form="revoke_key", values={}):
+        revoked = keys.revoke_key(who.user_id, key_id)
+    said = f"Key …{revoked.last4} is revoked: calls with it are refused."
+    notice = pages.leave_flash(app, notice=said, notice_kind="ok")
+    return pages.redirect(f"/apps/{owned['id']}", cookie=notice)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -14,7 +14,7 @@ app = pages.page_resolver()
 @app.get("/apps/<id>", include_in_schema=False)
 def show_app(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     who = pages.signed_in(app)
-    return pages.render("app.html", **pages.app_page(who, id))
+    return pages.render_page(app, "app.html", **pages.app_page(who, id))
 
 
 lambda_handler = entrypoint(app)

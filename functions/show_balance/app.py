@@ -20,13 +20,15 @@ NOTICES = {
 def show_balance(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
     who = pages.signed_in(app)
     notice, kind = NOTICES.get(payment or "", (None, None))
-    return pages.render(
+    return pages.render_page(
+        app,
         "balance.html",
         active="balance",
         user=pages.user_view(who),
         balance=ledger.get_balance(who.user_id),
         payments=payments.list_payments(who.user_id).payments,
         spend=ledger.list_transactions(who.user_id, limit=20).transactions,
+        adjustments=ledger.list_adjustments(who.user_id),
         notice=notice,
         notice_kind=kind,
     )

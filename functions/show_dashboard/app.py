@@ -14,12 +14,14 @@ app = pages.page_resolver()
 @app.get("/dashboard", include_in_schema=False)
 def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
     who = pages.signed_in(app)
-    return pages.render(
+    return pages.render_page(
+        app,
         "dashboard.html",
         active="dashboard",
         user=pages.user_view(who),
         apps=apps.list_apps(who.user_id).echo_apps,
         balance=ledger.get_balance(who.user_id),
+        credited=ledger.adjustments_total(who.user_id),
         next_path="/dashboard",
     )
 

@@ -13,7 +13,8 @@ app = pages.page_resolver()
 
 @app.get("/sign-in", include_in_schema=False)
 def show_sign_in(next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None) -> Response[str]:
-    return pages.render(
+    return pages.render_page(
+        app,
         "sign_in.html",
         mode=config.settings().auth_mode,
         next=pages.local_path(next_path, "/dashboard"),

@@ -16,6 +16,7 @@ from echo_control.errors import BadRequest, Conflict, NotFound, PaymentRequired
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
+    AdjustmentOut,
     BalanceAdjust,
     BalanceOut,
     TransactionCreate,
@@ -33,6 +34,15 @@ def get_balance(user_id: UUID) -> BalanceOut:
         total_paid=row["total_paid"],
         total_spent=row["total_spent"],
     )
+
+
+def list_adjustments(user_id: UUID, limit: int = 20) -> list[AdjustmentOut]:
+    return [AdjustmentOut.model_validate(row) for row in db.adjustments_for_user(user_id, limit)]
+
+
+def adjustments_total(user_id: UUID) -> Decimal:
+    """What admins (and the demo's welcome credit) added to the balance, net, beside what was paid."""
+    return db.adjustments_total(user_id)
 
 
 def adjust_balance(body: BalanceAdjust) -> BalanceOut:

@@ -1,18 +1,26 @@
 """Server-rendered pages: Jinja2 templates, the session cookie, redirects and same-origin form posts."""
 
+import base64
+import contextlib
 import functools
+import json
 import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
-from echo_control import auth, origins
-from echo_control.errors import EchoError, Forbidden, Unprocessable
+from echo_control import auth, db, origins
+from echo_control.errors import BadRequest, EchoError, Forbidden, NotFound, Unprocessable
 from echo_control.http import make_resolver, unstorable
 from echo_control.identity import Caller, caller_from_context
 
@@ -38,10 +46,30 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["usd"] = lambda value, places=2: f"${float(value):,.{places}f}" if value is not None else "–"
-    env.filters["cents"] = lambda value: f"${value / 100:,.2f}"
+    env.filters["usd"] = usd
+    env.filters["cost"] = cost
+    env.filters["cents"] = lambda value: usd(Decimal(value) / 100)
     env.filters["thousands"] = lambda value: f"{int(value):,}"
+    env.globals["refill"] = lambda form, field, default="": default  # render_page's, after a refused form
     return env
+
+
+def usd(value: Decimal | int | str | None, places: int = 2) -> str:
+    """Money exactly as stored, rounded half-up to `places` (balances and payments: cents)."""
+    if value is None:
+        return "–"
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,.{places}f}"
+
+
+def cost(value: Decimal | int | str | None) -> str:
+    """A usage cost: up to the 6 places a call is metered in, without trailing zeros past the cents."""
+    if value is None:
+        return "–"
+    text = usd(value, 6)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
 def render(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
@@ -76,21 +104,114 @@ def base_url(app: APIGatewayRestResolver) -> str:
     return origins.public_base_url(app.current_event.raw_event)
 
 
-def page_caller(app: APIGatewayRestResolver) -> Caller | None:
-    """The signed-in person from the session cookie, verified exactly as the authorizer verifies tokens."""
-    cookies = SimpleCookie()
+def _cookie(app: APIGatewayRestResolver, *names: str) -> str | None:
+    cookies: SimpleCookie = SimpleCookie()
     try:
         cookies.load(app.current_event.headers.get("cookie") or "")
-    except Exception:  # a malformed Cookie header is just no session
+    except Exception:  # a malformed Cookie header carries nothing
         return None
-    morsel = cookies.get(SESSION_COOKIE) or cookies.get(CLERK_SESSION_COOKIE)
-    if morsel is None or not morsel.value:
+    for name in names:
+        if (morsel := cookies.get(name)) is not None and morsel.value:
+            return morsel.value
+    return None
+
+
+def page_caller(app: APIGatewayRestResolver) -> Caller | None:
+    """The signed-in person from the session cookie, verified exactly as the authorizer verifies tokens."""
+    token = _cookie(app, SESSION_COOKIE, CLERK_SESSION_COOKIE)
+    if token is None:
         return None
     try:
-        who = caller_from_context(auth.authenticate(f"Bearer {morsel.value}"))
+        who = caller_from_context(auth.authenticate(f"Bearer {token}"))
     except EchoError:
         return None
     return who if who.auth_type == "user" else None
+
+
+def _secure(resolver: APIGatewayRestResolver) -> str:
+    """`; Secure` when the request came over HTTPS (API Gateway says so in X-Forwarded-Proto)."""
+    return "; Secure" if resolver.current_event.headers.get("x-forwarded-proto") == "https" else ""
+
+
+FLASH_COOKIE = "echo_flash"
+FLASH_SECONDS = 300
+
+
+def leave_flash(resolver: APIGatewayRestResolver, /, **message: Any) -> str:
+    """Stores a one-time message for the next page (post/redirect/get); returns the cookie that finds it.
+
+    The message is encrypted with a fresh key that only the cookie holds, and deleted when first read, so a
+    new API key is shown exactly once and never appears in a URL, a log line or the database in the clear."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    flash_id, key, nonce = uuid.uuid4(), AESGCM.generate_key(bit_length=256), secrets.token_bytes(12)
+    sealed = nonce + AESGCM(key).encrypt(nonce, json.dumps(message).encode(), flash_id.bytes)
+    db.insert_flash(flash_id, sealed, FLASH_SECONDS)
+    value = f"{flash_id.hex}.{base64.urlsafe_b64encode(key).decode().rstrip('=')}"
+    return f"{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={FLASH_SECONDS}{_secure(resolver)}"
+
+
+def take_flash(app: APIGatewayRestResolver) -> dict[str, Any]:
+    """The message a form post left for this page, if any; it is gone after this call."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    value = _cookie(app, FLASH_COOKIE)
+    if value is None:
+        return {}
+    try:
+        raw_id, raw_key = value.split(".", 1)
+        flash_id, key = uuid.UUID(hex=raw_id), base64.urlsafe_b64decode(raw_key + "=" * (-len(raw_key) % 4))
+        sealed = db.take_flash(flash_id)
+        if sealed is None:
+            return {}
+        message: dict[str, Any] = json.loads(AESGCM(key).decrypt(sealed[:12], sealed[12:], flash_id.bytes))
+        return message
+    except (ValueError, InvalidTag):  # a cookie we did not write: nothing to show
+        return {}
+
+
+def render_page(resolver: APIGatewayRestResolver, template: str, /, **context: Any) -> Response:
+    """A page with the one-time message a form post left for it; its flash cookie is cleared."""
+    if _cookie(resolver, FLASH_COOKIE) is None:
+        return render(template, **context)
+    cleared = {"Set-Cookie": f"{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{_secure(resolver)}"}
+    flash = take_flash(resolver)
+    refused = flash.pop("refused_form", None)  # the form that was refused, and what was typed into it
+    if refused:
+        context["refill"] = functools.partial(_refill, refused["form"], refused["values"])
+    return render(template, headers=cleared, **{**context, **flash})
+
+
+def _refill(refused_form: str, values: dict[str, str], form: str, field: str, default: str = "") -> str:
+    """What the person typed into `form`'s `field` before it was refused, so they need not type it again."""
+    return values.get(field, default) if form == refused_form else default
+
+
+class FormRejected(EchoError):
+    """A form's input was refused: the person goes back to the form's page, which says why."""
+
+    status, code = 422, "form_rejected"
+
+    def __init__(self, message: str, back: str, form: str, values: dict[str, str]) -> None:
+        super().__init__(message)
+        self.back, self.form, self.values = back, form, values
+
+
+@contextlib.contextmanager
+def form_errors(back: str, form: str, values: dict[str, str]) -> Iterator[None]:
+    """Turns what a form's input can get wrong (4xx other than sign-in and forbidden) into a message on the
+    page at `back`, shown inside that page with its navigation, instead of an error page; the page fills
+    the form (named `form` in its template) in again with `values`."""
+    kept = dict(values)  # as typed, before the handler takes fields out
+    try:
+        yield
+    except (SignInRequired, Forbidden):
+        raise
+    except EchoError as exc:
+        if exc.status >= 500:
+            raise
+        raise FormRejected(exc.message, back, form, kept) from exc
 
 
 def page_resolver() -> APIGatewayRestResolver:
@@ -101,9 +222,27 @@ def page_resolver() -> APIGatewayRestResolver:
     def _page_error(exc: EchoError) -> Response:
         if isinstance(exc, SignInRequired):
             return redirect("/sign-in?" + urlencode({"next": exc.next_path}))
-        return render("error.html", status=exc.status, error=exc, user=None)
+        if isinstance(exc, FormRejected):
+            refused = {"form": exc.form, "values": exc.values}
+            flash = leave_flash(app, notice=exc.message, notice_kind="bad", refused_form=refused)
+            return redirect(exc.back, cookie=flash)
+        return error_page(app, exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_address(exc: RequestValidationError) -> Response:  # an id or query value out of bounds
+        return error_page(app, BadRequest("This address is not valid"))
 
     return app
+
+
+def error_page(app: APIGatewayRestResolver, exc: EchoError) -> Response:
+    """The error as a page, with the navigation of whoever is signed in."""
+    who = page_caller(app)
+    return render("error.html", status=exc.status, error=exc, user=user_view(who) if who else None)
+
+
+def not_found_page(app: APIGatewayRestResolver) -> Response:
+    return error_page(app, NotFound("There is no page at this address"))
 
 
 def signed_in(app: APIGatewayRestResolver) -> Caller:
@@ -149,14 +288,51 @@ def form(app: APIGatewayRestResolver) -> dict[str, str]:
     return fields
 
 
+# What the dashboard's forms call their fields, and what a valid value looks like where a pattern decides.
+FIELD_LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "reason": "Reason",
+    "email": "Email",
+    "amount": "Amount",
+    "markup": "Markup",
+    "expiresAt": "Expiry date",
+    "operation": "Credit or debit",
+}
+FIELD_EXAMPLES = {
+    "amount": "a dollar amount such as 20.00",
+    "markup": "a number from 1 to 100 such as 1.25",
+    "email": "an email address such as you@example.com",
+    "expiresAt": "a date such as 2027-01-01",
+}
+
+
+def form_problem(error: Any) -> str:
+    """One validation error as a sentence for a person (the API's errors stay technical)."""
+    field = str(error.get("loc", ("",))[-1]) if error.get("loc") else ""
+    label = FIELD_LABELS.get(field, "This form")
+    kind, limits = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing" or (kind == "string_too_short" and limits.get("min_length") == 1):
+        return f"{label} is required."
+    if kind == "string_too_short":
+        return f"{label} needs at least {limits['min_length']} characters."
+    if kind == "string_too_long":
+        return f"{label} can be at most {limits['max_length']} characters."
+    if kind in ("value_error", "string_pattern_mismatch") and field in FIELD_EXAMPLES:
+        return f"{label} must be {FIELD_EXAMPLES[field]}."
+    if kind == "string_pattern_mismatch":
+        return f"{label} needs a visible character and no control characters."
+    if kind == "literal_error":
+        return f"{label}: please choose one of the options."
+    return f"{label} is not valid."
+
+
 def parse_form[M: BaseModel](model: type[M], fields: dict[str, Any]) -> M:
-    """Validates a form with the API's own models; the first problem becomes a readable message."""
+    """Validates a form with the API's own models; the first problem becomes a sentence for a person."""
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "form"
-        raise Unprocessable(f"{where}: {first.get('msg', 'invalid')}") from None
+        raise Unprocessable(form_problem(exc.errors()[0])) from None
 
 
 # A path on this site: one leading slash, then no backslash, whitespace or control character (no open redirect,
@@ -169,18 +345,31 @@ def local_path(value: str | None, default: str) -> str:
     return value if value and LOCAL_PATH.fullmatch(value) else default
 
 
+def nice_step(peak: Decimal, steps: int = 4) -> Decimal:
+    """A round axis step (1, 2 or 5 times a power of ten) so that `steps` of them cover `peak`."""
+    raw = peak / steps
+    power = Decimal(1).scaleb(raw.adjusted())
+    for factor in (1, 2, 5, 10):
+        if power * factor >= raw:
+            return power * factor
+    return power * 10
+
+
 def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height: int = 160) -> dict[str, Any]:
-    """Geometry for an SVG bar chart of cost per day over [since, until] (days without calls drawn empty)."""
+    """Geometry for an SVG bar chart of cost per day over [since, until] (days without calls drawn empty),
+    with a y-axis of round values; labels are HTML beside the SVG so they stay readable when it shrinks."""
     from datetime import timedelta
 
-    cost_by_day = {d.day: d.cost for d in by_day}
+    cost_by_day = {d.day: Decimal(d.cost) for d in by_day}
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
-    peak = max(cost_by_day.values(), default=0) or 1
+    peak = max(cost_by_day.values(), default=Decimal(0))
+    step = nice_step(peak) if peak > 0 else Decimal("0.01")
+    top = step * max(Decimal(1), (peak / step).to_integral_value(ROUND_CEILING))  # the first tick at or above the peak
     slot = width / max(len(days), 1)
     bars = []
     for i, day in enumerate(days):
-        cost = cost_by_day.get(day, 0)
-        bar_height = float(cost / peak) * (height - 20) if cost else 0
+        spent = cost_by_day.get(day, Decimal(0))
+        bar_height = float(spent / top) * height
         bars.append(
             {
                 "x": round(i * slot + 1, 2),
@@ -188,10 +377,24 @@ def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height
                 "w": round(max(slot - 2, 1), 2),
                 "h": round(bar_height, 2),
                 "day": day.isoformat(),
-                "cost": cost,
+                "cost": spent,
             }
         )
-    return {"bars": bars, "width": width, "height": height, "peak": peak, "first": days[0], "last": days[-1]}
+    ticks = [
+        {"value": step * i, "y": round(height - float(step * i / top) * height, 2)} for i in range(int(top / step) + 1)
+    ]
+    busiest = max(bars, key=lambda bar: bar["cost"]) if peak > 0 else None
+    return {
+        "bars": bars,
+        "ticks": ticks,
+        "width": width,
+        "height": height,
+        "peak": peak,
+        "busiest": busiest,
+        "total": sum(cost_by_day.values(), Decimal(0)),
+        "first": days[0],
+        "last": days[-1],
+    }
 
 
 def app_page(who: Caller, app_id: str) -> dict[str, Any]:

@@ -7,9 +7,12 @@ the names below are the package's whole surface.
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
 from echo_control.db.connection import Conn, Row, connection, discard_connection, transaction
+from echo_control.db.flashes import insert_flash, take_flash
 from echo_control.db.keys import active_api_key, api_keys_for_user, insert_api_key, revoke_api_key
 from echo_control.db.ledger import (
     RECORD_DEBIT,
+    adjustments_for_user,
+    adjustments_total,
     apply_entry,
     balance,
     claim_idempotency_key,
@@ -35,6 +38,8 @@ __all__ = [
     "Conn",
     "Row",
     "active_api_key",
+    "adjustments_for_user",
+    "adjustments_total",
     "api_keys_for_user",
     "app_for_owner",
     "apply_entry",
@@ -46,6 +51,7 @@ __all__ = [
     "discard_connection",
     "insert_api_key",
     "insert_app",
+    "insert_flash",
     "insert_payment",
     "lock_balance",
     "lock_payment",
@@ -57,6 +63,7 @@ __all__ = [
     "set_payment_session",
     "set_user_clerk_id",
     "store_idempotent_response",
+    "take_flash",
     "transaction",
     "transactions_page",
     "update_app",

@@ -15,6 +15,32 @@ def balance(user_id: UUID) -> Row | None:
     return connection().execute(_BALANCE, [user_id]).fetchone()
 
 
+def adjustments_for_user(user_id: UUID, limit: int) -> list[Row]:
+    """Credits and debits an admin (or the demo's welcome credit) applied, newest first."""
+    return (
+        connection()
+        .execute(
+            "SELECT amount, reason, created_at FROM ledger_entries WHERE user_id = %s AND kind = 'admin_adjustment' "
+            "ORDER BY id DESC LIMIT %s",
+            [user_id, limit],
+        )
+        .fetchall()
+    )
+
+
+def adjustments_total(user_id: UUID) -> Decimal:
+    row = (
+        connection()
+        .execute(
+            "SELECT coalesce(sum(amount), 0) AS total FROM ledger_entries "
+            "WHERE user_id = %s AND kind = 'admin_adjustment'",
+            [user_id],
+        )
+        .fetchone()
+    )
+    return Decimal(row["total"]) if row else Decimal(0)
+
+
 # One statement records the call, debits it only if the balance covers it, writes the ledger entry and
 # adds to the day's rollup: atomic under autocommit, and one round trip on the metering hot path.
 RECORD_DEBIT = """

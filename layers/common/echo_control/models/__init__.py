@@ -70,6 +70,7 @@ from echo_control.models.keys import (
     ValidateApiKeyOut,
 )
 from echo_control.models.ledger import (
+    AdjustmentOut,
     BalanceAdjust,
     BalanceOut,
     TransactionCreate,
@@ -115,6 +116,7 @@ __all__ = [
     "SINGLE_LINE_PATTERN",
     "SPACES",
     "AdjustmentAmount",
+    "AdjustmentOut",
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyList",

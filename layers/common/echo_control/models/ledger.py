@@ -48,6 +48,14 @@ class BalanceOut(CamelModel):
     currency: Literal["usd"] = "usd"
 
 
+class AdjustmentOut(CamelModel):
+    """A credit or debit an admin applied by hand (the demo's welcome credit is one), with its reason."""
+
+    amount: Decimal
+    reason: str | None
+    created_at: datetime
+
+
 class BalanceAdjust(RequestModel):
     user_id: Id
     amount: AdjustmentAmount
