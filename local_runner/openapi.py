@@ -54,7 +54,8 @@ def _limits() -> str:
             "Control plane for monetized LLM apps: Echo apps, API keys, prepaid credits, metering and analytics.",
             "",
             "Money is exact: amounts in requests and responses are decimal strings of USD, never floats.",
-            'Errors are `{"error": {"code", "message", "details"}}`.',
+            'Errors are `{"error": {"code", "message", "details"}, "message"}`; the top-level `message` repeats the '
+            "error's message as text for clients that read errors as strings (seed compatibility).",
             "",
             "Limits:",
             f"- request bodies at most {MAX_BODY_BYTES // 1024} KB of JSON (no duplicate keys, NaN or NUL)",
@@ -132,13 +133,14 @@ def build() -> dict[str, Any]:
         schemas.pop(unused, None)
     schemas["ErrorResponse"] = {
         "type": "object",
-        "required": ["error"],
+        "required": ["error", "message"],
         "properties": {
+            "message": {"type": "string", "description": "The error's message as text (seed compatibility)"},
             "error": {
                 "type": "object",
                 "required": ["code", "message", "details"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
-            }
+            },
         },
     }
     document["components"]["schemas"] = dict(sorted(schemas.items()))

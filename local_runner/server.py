@@ -11,8 +11,14 @@ from werkzeug.wrappers import Request, Response
 
 from local_runner import lambdas, template
 
-UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "Missing or invalid credentials", "details": None}}
-AUTHORIZER_FAILURE = {"error": {"code": "service_unavailable", "message": "Please retry", "details": None}}
+UNAUTHORIZED = {
+    "error": {"code": "unauthorized", "message": "Missing or invalid credentials", "details": None},
+    "message": "Missing or invalid credentials",
+}
+AUTHORIZER_FAILURE = {
+    "error": {"code": "service_unavailable", "message": "Please retry", "details": None},
+    "message": "Please retry",
+}
 STAGE = "local"
 
 
@@ -21,7 +27,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _json(status, {"error": {"code": code, "message": message, "details": None}}, headers)
+    return _json(status, {"error": {"code": code, "message": message, "details": None}, "message": message}, headers)
 
 
 def proxy_event(request: Request, route: template.Route, path_params: dict[str, str]) -> dict[str, Any]:

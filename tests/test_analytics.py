@@ -145,3 +145,34 @@ def test_every_formula_start_is_neutralized_and_other_cells_are_not(text: str) -
     assert analytics.spreadsheet_safe(text) == "'" + text
     assert analytics.spreadsheet_safe("gpt-4o") == "gpt-4o"
     assert analytics.spreadsheet_safe(-1) == -1  # a number is data, not a formula
+
+
+def test_usage_and_export_take_a_plain_date_or_a_timestamp_the_same_way(key_holder: KeyHolder) -> None:
+    credit(key_holder.session.user["id"], "1")
+    call = {"model": "gpt-4o-mini", "inputTokens": 10, "outputTokens": 5}
+    assert key_holder.call("POST", "/api/transactions", call).status == 201
+    today = datetime.now(UTC).date()
+    usage_path = f"/api/echo-apps/{key_holder.app['id']}/usage"
+    export_path = "/api/transactions/export"
+
+    def usage_calls(since: str, until: str) -> int:
+        reply = key_holder.session.call("GET", usage_path, query={"from": since, "to": until})
+        assert reply.status == 200, reply.body
+        return reply.body["totals"]["calls"]
+
+    def exported_rows(since: str, until: str) -> int:
+        reply = key_holder.session.call("GET", export_path, query={"from": since, "to": until})
+        assert reply.status == 200, reply.body
+        return len(reply.body.strip().splitlines()) - 1  # minus the header
+
+    day, midnight = today.isoformat(), f"{today.isoformat()}T00:00:00Z"
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    # a plain date is the whole UTC day, as a "to" bound too; a timestamp is that instant
+    assert usage_calls(day, day) == 1 and exported_rows(day, day) == 1
+    assert usage_calls(midnight, later) == 1 and exported_rows(midnight, later) == 1
+    assert usage_calls(tomorrow, tomorrow) == 0 and exported_rows(tomorrow, tomorrow) == 0
+    for bad in ("2027-13-01", "2027-01-01T00:00:00", "yesterday", "1700000000"):
+        for path in (usage_path, export_path):
+            reply = key_holder.session.call("GET", path, query={"from": bad})
+            assert reply.status == 422 and reply.error_code == "validation_error", (path, bad, reply.body)

@@ -104,7 +104,18 @@ def test_update_rejects_nulls_for_required_fields(user) -> None:
 
 
 def test_api_keys_cannot_manage_apps_and_sessions_cannot_meter(key_holder, user) -> None:
-    assert key_holder.call("GET", "/api/echo-apps").status == 403
+    assert key_holder.call("POST", "/api/echo-apps", {"name": "Another"}).status == 403
+    assert key_holder.call("PUT", f"/api/echo-apps/{key_holder.app['id']}", {"name": "Renamed"}).status == 403
     assert key_holder.call("POST", "/api/api-keys", {"echoAppId": key_holder.app["id"]}).status == 403
     reply = user.call("POST", "/api/transactions", {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1})
     assert reply.status == 403 and reply.error_code == "api_key_required"
+
+
+def test_an_api_key_reads_its_own_app_and_no_other(key_holder, user) -> None:
+    other_app = user.create_app("Same owner, other app")
+    listed = key_holder.call("GET", "/api/echo-apps")
+    assert listed.status == 200
+    assert [a["id"] for a in listed.body["echoApps"]] == [key_holder.app["id"]]
+    own = key_holder.call("GET", f"/api/echo-apps/{key_holder.app['id']}")
+    assert own.status == 200 and own.body["echoApp"]["id"] == key_holder.app["id"]
+    assert key_holder.call("GET", f"/api/echo-apps/{other_app['id']}").status == 404

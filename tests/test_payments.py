@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from conftest import Api
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from echo_control import config, payments
 from tests.invariants import unreconciled_balances
@@ -385,3 +387,56 @@ def test_a_deployment_may_cap_payments_below_the_contracts_ceiling(user, monkeyp
     assert refused.status == 422, refused.body
     assert refused.body["error"]["details"]["max"] == "500"
     assert user.call("POST", "/api/stripe/payment-link", {"amount": "500.00"}).status == 201
+
+
+# --- odd but signed events ---------------------------------------------------------------------------
+
+
+def test_a_signed_event_whose_metadata_is_not_an_object_is_acknowledged_not_a_500(api: Api, pending) -> None:
+    for metadata in (["paymentId", pending["paymentId"]], "a string", 7, None):
+        event = completed_event(pending["paymentId"], pending["userId"], pending["sessionId"], 2000)
+        event["data"]["object"]["metadata"] = metadata
+        reply = deliver(api, event)
+        assert reply.status == 200, reply.body
+    # the session id still finds the payment: the first delivery credited it, once
+    assert balance(pending["session"]) == Decimal("20")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    event_type=st.sampled_from(sorted(payments.HANDLED_EVENTS)),
+    data=st.one_of(JSON_VALUES, st.fixed_dictionaries({"object": JSON_VALUES})),
+    field=st.sampled_from(["metadata", "amount_refunded", "amount_total", "payment_intent", "id", "object"]),
+    value=JSON_VALUES,
+)
+def test_no_shape_of_a_signed_event_gives_a_5xx(api: Api, event_type: str, data: Any, field: str, value: Any) -> None:
+    if isinstance(data, dict) and isinstance(data.get("object"), dict):
+        data["object"][field] = value
+    event = {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": event_type, "data": data}
+    reply = deliver(api, event)
+    assert reply.status < 500, reply.body
+
+
+def test_a_total_that_differs_from_the_stored_amount_is_logged(api: Api, pending, caplog) -> None:
+    event = completed_event(pending["paymentId"], pending["userId"], pending["sessionId"], 1999)
+    with caplog.at_level("WARNING"):
+        assert deliver(api, event).status == 200
+    assert any("differs from the payment's amount" in r.getMessage() for r in caplog.records)
+    assert balance(pending["session"]) == Decimal("20")  # what the buyer chose is what is credited
+
+
+def test_an_expired_checkout_session_expires_its_pending_payment(api: Api, pending) -> None:
+    event = completed_event(pending["paymentId"], pending["userId"], pending["sessionId"], 2000)
+    event["type"] = "checkout.session.expired"
+    event["data"]["object"].update(status="expired", payment_status="unpaid")
+    assert deliver(api, event).status == 200
+    listed = pending["session"].call("GET", "/api/payments").body["payments"]
+    assert [p["status"] for p in listed if p["id"] == pending["paymentId"]] == ["expired"]
+    assert balance(pending["session"]) == Decimal("0")

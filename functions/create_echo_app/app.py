@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import apps
 from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
-from echo_control.models import EchoAppCreate, EchoAppOut
+from echo_control.models import EchoAppCreate, EchoAppCreated
 
 app = make_resolver()
 
@@ -16,9 +16,9 @@ app = make_resolver()
     "/api/echo-apps",
     security=SESSION,
     tags=["Echo apps"],
-    responses={201: {"description": "Created", "content": {"application/json": {"model": EchoAppOut}}}},
+    responses={201: {"description": "Created", "content": {"application/json": {"model": EchoAppCreated}}}},
 )
-def create_echo_app(body: Annotated[EchoAppCreate, Body()]) -> Response[EchoAppOut]:
+def create_echo_app(body: Annotated[EchoAppCreate, Body()]) -> Response[EchoAppCreated]:
     return json_response(apps.create_app(user_caller(app).user_id, body), 201)
 
 

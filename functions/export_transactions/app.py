@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from echo_control import analytics, apps
 from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
-from echo_control.models import NO_NUL, AwareDateTime
+from echo_control.models import NO_NUL, DateOrTime
 
 app = make_resolver()
 
@@ -20,8 +20,8 @@ app = make_resolver()
 )
 def export_transactions(
     echo_app_id: Annotated[str | None, Query(alias="echoAppId", max_length=64, pattern=NO_NUL)] = None,
-    since: Annotated[AwareDateTime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDateTime | None, Query(alias="to")] = None,
+    since: Annotated[DateOrTime | None, Query(alias="from")] = None,
+    until: Annotated[DateOrTime | None, Query(alias="to")] = None,
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> Response[str]:
     owner = user_caller(app).user_id

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from echo_control import analytics
 from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
-from echo_control.models import NO_NUL, IsoDate, UsageOut
+from echo_control.models import NO_NUL, DateOrTime, UsageOut
 
 app = make_resolver()
 
@@ -14,8 +14,8 @@ app = make_resolver()
 @app.get("/api/echo-apps/<id>/usage", security=SESSION, tags=["Analytics"])
 def get_app_usage(
     id: Annotated[str, Path(max_length=64, pattern=NO_NUL)],
-    since: Annotated[IsoDate | None, Query(alias="from")] = None,
-    until: Annotated[IsoDate | None, Query(alias="to")] = None,
+    since: Annotated[DateOrTime | None, Query(alias="from")] = None,
+    until: Annotated[DateOrTime | None, Query(alias="to")] = None,
 ) -> UsageOut:
     return analytics.app_usage(user_caller(app).user_id, id, since, until)
 

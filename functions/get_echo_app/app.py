@@ -1,19 +1,20 @@
-"""GET /api/echo-apps/{id} — app details: usage by model, keys, recent transactions (owner only)."""
+"""GET /api/echo-apps/{id} — app details: usage by model, keys, recent transactions (owner, or a key of the app)."""
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
 from echo_control import apps
-from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION_OR_API_KEY, caller, entrypoint, make_resolver
 from echo_control.models import NO_NUL, EchoAppDetail
 
 app = make_resolver()
 
 
-@app.get("/api/echo-apps/<id>", security=SESSION, tags=["Echo apps"])
+@app.get("/api/echo-apps/<id>", security=SESSION_OR_API_KEY, tags=["Echo apps"])
 def get_echo_app(id: Annotated[str, Path(max_length=64, pattern=NO_NUL)]) -> EchoAppDetail:
-    return apps.app_details(user_caller(app).user_id, id)
+    who = caller(app)
+    return apps.app_details(who.user_id, id, key_app_id=who.echo_app_id)
 
 
 lambda_handler = entrypoint(app)

@@ -1,6 +1,7 @@
 """Schemathesis hooks: keep generated valid requests within the rules a JSON Schema cannot express."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import schemathesis
@@ -29,6 +30,6 @@ def map_case(context: Any, case: Any) -> Any:
             body["expiresAt"] = (datetime.now(UTC) + timedelta(days=30)).isoformat()  # must be in the future
         if path == "/api/transactions" and body.get("cost") is None:
             body["model"] = KNOWN_MODEL  # without a cost the model must be priced
-        if path == "/api/balance" and body.get("amount", "").strip("-0.") == "":
-            body["amount"] = "1.00"  # a zero adjustment is refused
+        if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
+            body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case

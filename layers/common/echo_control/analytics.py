@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 from echo_control import apps, db
@@ -28,7 +28,20 @@ def _sum(rows: list[UsageTotals]) -> UsageTotals:
     )
 
 
-def date_range(since: date | None, until: date | None) -> tuple[date, date]:
+def day_of(bound: date | datetime | None) -> date | None:
+    """A range bound as a UTC day: a timestamp counts for the day it falls in."""
+    return bound.astimezone(UTC).date() if isinstance(bound, datetime) else bound
+
+
+def instant_of(bound: date | datetime | None, *, end: bool) -> datetime | None:
+    """A range bound as an instant: a date starts at its UTC midnight, or as an end takes its whole day."""
+    if bound is None or isinstance(bound, datetime):
+        return bound
+    return datetime.combine(bound + timedelta(days=1 if end else 0), time.min, tzinfo=UTC)
+
+
+def date_range(since: date | datetime | None, until: date | datetime | None) -> tuple[date, date]:
+    since, until = day_of(since), day_of(until)
     until = until or datetime.now(UTC).date()
     since = since or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
@@ -38,7 +51,7 @@ def date_range(since: date | None, until: date | None) -> tuple[date, date]:
     return since, until
 
 
-def app_usage(user_id: UUID, app_id: str, since: date | None, until: date | None) -> UsageOut:
+def app_usage(user_id: UUID, app_id: str, since: date | datetime | None, until: date | datetime | None) -> UsageOut:
     app = apps.owned_app(user_id, app_id)
     since, until = date_range(since, until)
     by_model = [
@@ -66,9 +79,14 @@ def spreadsheet_safe(value: object) -> object:
 
 
 def export_csv(
-    user_id: UUID, app_scope: UUID | None, since: datetime | None, until: datetime | None, cursor: str | None
+    user_id: UUID,
+    app_scope: UUID | None,
+    since: date | datetime | None,
+    until: date | datetime | None,
+    cursor: str | None,
 ) -> tuple[str, str | None]:
     """(CSV text, next cursor): rows newest first, fetched a page at a time and written as they come."""
+    since, until = instant_of(since, end=False), instant_of(until, end=True)
     from echo_control import ledger
 
     out = io.StringIO()

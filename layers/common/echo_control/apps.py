@@ -8,11 +8,14 @@ from echo_control.errors import NotFound
 from echo_control.identity import as_uuid
 from echo_control.models import (
     EchoAppCreate,
+    EchoAppCreated,
     EchoAppDetail,
     EchoAppList,
     EchoAppOut,
     EchoAppUpdate,
     ModelUsage,
+    SeedAppStats,
+    SeedEchoApp,
     UsageTotals,
 )
 
@@ -43,13 +46,17 @@ def to_out(row: dict[str, Any], totals: UsageTotals | None = None) -> EchoAppOut
     )
 
 
-def create_app(user_id: UUID, body: EchoAppCreate) -> EchoAppOut:
-    row = db.insert_app(user_id, body.name, body.description, body.markup)
-    return to_out(row, UsageTotals())
+def create_app(user_id: UUID, body: EchoAppCreate) -> EchoAppCreated:
+    app = to_out(db.insert_app(user_id, body.name, body.description, body.markup), UsageTotals())
+    return EchoAppCreated(**app.model_dump(), echo_app=app)
 
 
-def list_apps(user_id: UUID) -> EchoAppList:
-    return EchoAppList(echo_apps=[to_out(r, totals_from(r)) for r in db.apps_with_totals(user_id)])
+def list_apps(user_id: UUID, key_app_id: UUID | None = None) -> EchoAppList:
+    """The user's apps; for an API key (as the seed's SDK asks), just the key's own app."""
+    rows = db.apps_with_totals(user_id)
+    if key_app_id is not None:
+        rows = [r for r in rows if r["id"] == key_app_id]
+    return EchoAppList(echo_apps=[to_out(r, totals_from(r)) for r in rows])
 
 
 def owned_app(user_id: UUID, app_id: str | UUID) -> dict[str, Any]:
@@ -61,7 +68,10 @@ def owned_app(user_id: UUID, app_id: str | UUID) -> dict[str, Any]:
     return row
 
 
-def app_details(user_id: UUID, app_id: str) -> EchoAppDetail:
+def app_details(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> EchoAppDetail:
+    """An owner's view of the app; an API key may read its own app only (another app is 404)."""
+    if key_app_id is not None and as_uuid(app_id) != key_app_id:
+        raise NotFound("Echo app not found")
     row = owned_app(user_id, app_id)
     by_model = [ModelUsage(model=r["model"], **totals_from(r).model_dump()) for r in db.usage_by_model(row["id"])]
     totals = UsageTotals(
@@ -72,11 +82,21 @@ def app_details(user_id: UUID, app_id: str) -> EchoAppDetail:
         cost=sum((m.cost for m in by_model), start=UsageTotals().cost),
     )
     recent = ledger.app_transactions(row["id"], limit=RECENT_TRANSACTIONS)
+    app = to_out(row, totals)
+    stats = SeedAppStats(
+        total_transactions=totals.calls,
+        total_tokens=totals.total_tokens,
+        total_input_tokens=totals.input_tokens,
+        total_output_tokens=totals.output_tokens,
+        total_cost=totals.cost,
+        model_usage=by_model,
+    )
     return EchoAppDetail(
-        **to_out(row, totals).model_dump(),
+        **app.model_dump(),
         usage_by_model=by_model,
         api_keys=keys.keys_for_app(user_id, row["id"]),
         recent_transactions=recent,
+        echo_app=SeedEchoApp(**app.model_dump(), stats=stats, recent_transactions=recent),
     )
 
 

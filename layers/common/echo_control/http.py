@@ -4,6 +4,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Annotated, Any
 
 import psycopg
@@ -34,7 +35,8 @@ ActingUserId = Annotated[
 
 
 def error_body(code: str, message: str, details: Any = None) -> str:
-    return json.dumps({"error": {"code": code, "message": message, "details": details}})
+    # The top-level message is for clients of the seed's era, which read errors as text (seed compatibility).
+    return json.dumps({"error": {"code": code, "message": message, "details": details}, "message": message})
 
 
 def error_response(
@@ -63,8 +65,13 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def json_body(text: str) -> Any:
+    """A request body's JSON with numbers read exactly: money sent as a number keeps its decimal digits."""
+    return json.loads(text, parse_float=Decimal)
+
+
 def make_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
 
     @app.exception_handler(EchoError)
     def _echo_error(exc: EchoError) -> Response:

@@ -11,7 +11,7 @@ from uuid import UUID
 from echo_control import config, db
 from echo_control.errors import NotFound, TooManyRequests, Unprocessable
 from echo_control.identity import as_uuid
-from echo_control.models import ApiKeyCreated, ApiKeyList, ApiKeyOut, ValidateApiKeyOut
+from echo_control.models import ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyWithKey, ValidateApiKeyOut
 
 KEY_PREFIX = "echo_"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -78,7 +78,8 @@ def create_key(user_id: UUID, echo_app_id: str, name: str | None, expires_at: da
         raise Unprocessable("expiresAt must be in the future", details={"field": "expiresAt"})
     key = generate_key()
     row = db.insert_api_key(user_id, app_id, name, key_hash(key), key[:12], key[-4:], expires_at)
-    return ApiKeyCreated(**_to_out(row).model_dump(), key=key)
+    created = ApiKeyWithKey(**_to_out(row).model_dump(), key=key)
+    return ApiKeyCreated(**created.model_dump(), api_key=created)
 
 
 def list_keys(user_id: UUID) -> ApiKeyList:

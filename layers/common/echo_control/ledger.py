@@ -4,7 +4,7 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -33,6 +33,7 @@ def get_balance(user_id: UUID) -> BalanceOut:
         balance=row["balance"],
         total_paid=row["total_paid"],
         total_spent=row["total_spent"],
+        total_credits=row["balance"] + row["total_spent"],
     )
 
 
@@ -105,7 +106,7 @@ def _request_hash(body: TransactionCreate) -> str:
 
 
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
-    return TransactionRecorded(
+    transaction = TransactionOut(
         id=str(row["id"]),
         model=params["model"],
         input_tokens=params["input_tokens"],
@@ -117,8 +118,8 @@ def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorde
         echo_app_id=str(params["echo_app_id"]),
         metadata=params["metadata"],
         created_at=row["created_at"],
-        balance=row["balance"],
     )
+    return TransactionRecorded(**transaction.model_dump(), balance=row["balance"], transaction=transaction)
 
 
 def record_transaction(
@@ -209,11 +210,14 @@ def list_transactions(
     app_scope: UUID | None = None,
     model: str | None = None,
     status: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
     cursor: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
 ) -> TransactionPage:
+    from echo_control.analytics import instant_of  # analytics builds on this module
+
+    since, until = instant_of(since, end=False), instant_of(until, end=True)
     after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
     rows = db.transactions_page(
         {

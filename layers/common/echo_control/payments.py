@@ -17,7 +17,7 @@ from uuid import UUID
 from echo_control import config, db, ledger
 from echo_control.errors import BadRequest, NotFound, Unprocessable
 from echo_control.identity import as_uuid
-from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut
+from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut, SeedPaymentLink
 from echo_control.observability import logger
 
 CENTS = Decimal(100)
@@ -25,7 +25,8 @@ MOCK_SESSION_PREFIX = "cs_mock_"
 CREDIT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 FAILURE_EVENTS = {"checkout.session.async_payment_failed", "payment_intent.payment_failed"}
 REFUND_EVENTS = {"charge.refunded"}
-HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS
+EXPIRY_EVENTS = {"checkout.session.expired"}
+HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS | EXPIRY_EVENTS
 HISTORY_LIMIT = 100
 
 
@@ -66,17 +67,26 @@ def with_query(path: str, **params: str) -> str:
 
 
 def create_payment_link(
-    user_id: UUID, body: PaymentLinkIn, *, base_url: str, return_path: str = "/balance"
+    user_id: UUID,
+    body: PaymentLinkIn,
+    *,
+    base_url: str,
+    return_path: str = "/balance",
+    key_app_id: UUID | None = None,
 ) -> PaymentLinkOut:
-    """A checkout for `body.amount`; the buyer comes back to `return_path` (a same-site path) on `base_url`."""
+    """A checkout for `body.amount`; the buyer comes back to `return_path` (a same-site path) on `base_url`.
+
+    An API key (`key_app_id`, as the seed's SDK asks) buys for its own app: another app is 404."""
     credentials = config.stripe_credentials()  # a misconfigured deployment refuses before recording anything
     maximum = config.settings().max_payment_usd
     if body.amount > maximum:  # a deployment may sell less than the contract's ceiling at once
         raise Unprocessable(f"amount must be at most {maximum}", details={"field": "amount", "max": str(maximum)})
-    app_id = None
+    app_id = key_app_id
     if body.echo_app_id is not None:
         app_id = as_uuid(body.echo_app_id)
-        if app_id is None or db.app_for_owner(app_id, user_id) is None:
+        if app_id is None or (key_app_id is not None and app_id != key_app_id):
+            raise NotFound("Echo app not found")
+        if db.app_for_owner(app_id, user_id) is None:
             raise NotFound("Echo app not found")
     cents = int(body.amount * CENTS)
     payment = db.insert_payment(user_id, cents, app_id)
@@ -108,7 +118,13 @@ def create_payment_link(
         )
         session_id, url = session.id, session.url
     db.set_payment_session(payment["id"], session_id)
-    return PaymentLinkOut(url=url, payment_id=str(payment["id"]), session_id=session_id)
+    return PaymentLinkOut(
+        url=url,
+        payment_id=str(payment["id"]),
+        session_id=session_id,
+        payment_link=SeedPaymentLink(id=session_id, url=url, amount=cents, currency=payment["currency"]),
+        payment=_to_out(payment),
+    )
 
 
 # --- webhooks ----------------------------------------------------------------------------------------
@@ -144,7 +160,8 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
         return False
     if not isinstance(event_id, str) or not event_id:
         raise BadRequest("The event has no id", code="invalid_payload")
-    obj = (event.get("data") or {}).get("object") or {}
+    # A signed event is Stripe's, but its fields are still read defensively: an odd shape is ignored, never a 500.
+    obj = _mapping(_mapping(event.get("data")).get("object"))
     with db.transaction() as conn:
         if not db.record_stripe_event(conn, event_id, event_type):
             return False  # delivered before: already applied
@@ -155,23 +172,48 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
         if event_type in CREDIT_EVENTS:
             if event_type == "checkout.session.completed" and obj.get("payment_status") != "paid":
                 return False  # delayed methods: wait for async_payment_succeeded
+            _check_amount(payment, obj, event_id)
             _complete(conn, payment, obj.get("payment_intent"))
-        elif event_type in FAILURE_EVENTS:
+        elif event_type in FAILURE_EVENTS or event_type in EXPIRY_EVENTS:
             if payment["status"] == "pending":
                 db.update_payment(
                     conn,
                     payment["id"],
-                    status="failed",
+                    status="failed" if event_type in FAILURE_EVENTS else "expired",
                     stripe_payment_id=None,
                     amount_refunded=payment["amount_refunded"],
                 )
         else:
-            _refund(conn, payment, int(obj.get("amount_refunded") or 0), obj.get("payment_intent"))
+            _refund(conn, payment, _cents(obj.get("amount_refunded")), obj.get("payment_intent"))
     return True
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _cents(value: Any) -> int:
+    """An amount in cents as Stripe sends it; anything that is not a non-negative integer counts as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _check_amount(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -> None:
+    """We credit what the buyer chose (the stored amount); a different USD total from Stripe deserves a look."""
+    total = obj.get("amount_total")
+    if obj.get("currency") == "usd" and isinstance(total, int) and total != payment["amount"]:
+        logger.warning(
+            "checkout total differs from the payment's amount",
+            extra={
+                "event_id": event_id,
+                "payment_id": str(payment["id"]),
+                "amount_total": total,
+                "amount": payment["amount"],
+            },
+        )
+
+
 def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
-    metadata = obj.get("metadata") or {}
+    metadata = _mapping(obj.get("metadata"))
     obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
     is_session = obj.get("object") == "checkout.session"
     intent = obj_id if obj.get("object") == "payment_intent" else obj.get("payment_intent")

@@ -72,10 +72,33 @@ class EchoAppList(CamelModel):
     echo_apps: list[EchoAppOut]
 
 
+class SeedAppStats(CamelModel):
+    """An app's all-time usage as the seed's clients read it (`echoApp.stats`)."""
+
+    total_transactions: int
+    total_tokens: int
+    total_input_tokens: int
+    total_output_tokens: int
+    total_cost: Decimal
+    model_usage: list[ModelUsage]
+
+
+class SeedEchoApp(EchoAppOut):
+    """The app as the seed's `GET /api/echo-apps/{id}` answered it, under `echoApp`."""
+
+    stats: SeedAppStats
+    recent_transactions: list[TransactionOut]
+
+
 class EchoAppDetail(EchoAppOut):
     usage_by_model: list[ModelUsage]
     api_keys: list[ApiKeyOut]
     recent_transactions: list[TransactionOut]
+    echo_app: SeedEchoApp  # seed compatibility
+
+
+class EchoAppCreated(EchoAppOut):
+    echo_app: EchoAppOut  # seed compatibility: the same app under the seed's wrapper
 
 
 class UsageOut(CamelModel):

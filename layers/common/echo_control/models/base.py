@@ -2,7 +2,7 @@
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -81,30 +81,72 @@ def _trim(value: str) -> str:
 
 
 class ExactDecimal:
-    """An exact amount sent as a JSON string; the pattern is the whole rule (range and decimal places)."""
+    """An exact amount: a JSON string whose pattern is the whole rule (range and decimal places), or, as the seed's
+    clients send money, a JSON number within [minimum, maximum], read from the JSON text (the resolver parses
+    numbers as Decimal, never float) and rounded half-up to `places`."""
 
-    def __init__(self, pattern: str, description: str, example: str) -> None:
+    def __init__(
+        self, pattern: str, description: str, example: str, *, minimum: Decimal, maximum: Decimal, places: int
+    ) -> None:
         self.regex = re.compile(pattern)
         self.description, self.example = description, example
+        self.minimum, self.maximum, self.quantum = minimum, maximum, Decimal(1).scaleb(-places)
         self.validator = PlainValidator(self.parse, json_schema_input_type=str)
         self.serializer = PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json")
+        number = {
+            "type": "number",
+            "minimum": float(minimum),
+            "maximum": float(maximum),
+            "description": f"seed compatibility: a JSON number, rounded half-up to {places} decimal places",
+        }
         self.schema = WithJsonSchema(
-            {"type": "string", "pattern": pattern, "description": description, "examples": [example]}
+            {
+                "anyOf": [{"type": "string", "pattern": pattern, "examples": [example]}, number],
+                "description": description,
+            }
         )
 
     def parse(self, value: Any) -> Decimal:
-        text = format(value, "f") if isinstance(value, Decimal) else value
-        if not isinstance(text, str) or not self.regex.match(text):
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            return self._from_number(Decimal(value))
+        if not isinstance(value, str) or not self.regex.match(value):
             raise ValueError(f"must be a decimal string, {self.description} (e.g. {self.example!r})")
-        return Decimal(text)
+        return Decimal(value)
+
+    def _from_number(self, number: Decimal) -> Decimal:
+        if not number.is_finite() or not self.minimum <= number <= self.maximum:
+            raise ValueError(f"must be {self.description} (e.g. {self.example!r})")
+        return number.quantize(self.quantum, rounding=ROUND_HALF_UP)
 
 
-_MARKUP = ExactDecimal(MARKUP_PATTERN, "from 1 to 100, at most 4 decimal places", "1.25")
-_ADJUSTMENT = ExactDecimal(ADJUSTMENT_PATTERN, "USD, signed, at most 1,000,000 and 6 decimal places", "25.00")
-_COST = ExactDecimal(COST_PATTERN, "USD from 0 to 9999.999999", "0.002150")
-_PAYMENT = ExactDecimal(
-    PAYMENT_PATTERN, "USD from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)", "20.00"
+_MARKUP = ExactDecimal(
+    MARKUP_PATTERN,
+    "from 1 to 100, at most 4 decimal places",
+    "1.25",
+    minimum=Decimal(1),
+    maximum=Decimal(100),
+    places=4,
 )
+_ADJUSTMENT = ExactDecimal(
+    ADJUSTMENT_PATTERN,
+    "USD, signed, at most 1,000,000 and 6 decimal places",
+    "25.00",
+    minimum=-MAX_ADJUSTMENT,
+    maximum=MAX_ADJUSTMENT,
+    places=6,
+)
+_COST = ExactDecimal(
+    COST_PATTERN, "USD from 0 to 9999.999999", "0.002150", minimum=Decimal(0), maximum=MAX_COST, places=6
+)
+_PAYMENT = ExactDecimal(
+    PAYMENT_PATTERN,
+    "dollars (USD) from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)",
+    "20.00",
+    minimum=MIN_PAYMENT,
+    maximum=MAX_PAYMENT,
+    places=2,
+)
+
 
 # Trimmed one-line text with at least one visible character; lengths count before trimming.
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)]
@@ -118,7 +160,9 @@ ModelName = Annotated[str, StringConstraints(min_length=1, max_length=100, patte
 Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN), AfterValidator(str.lower)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-MetadataValue = Annotated[str, StringConstraints(max_length=1000)] | StrictInt | StrictFloat | StrictBool | None
+# Metadata is not money: a JSON number with a fraction (a Decimal from the JSON text) is kept as a float.
+MetadataNumber = Annotated[StrictFloat, BeforeValidator(lambda v: float(v) if isinstance(v, Decimal) else v)]
+MetadataValue = Annotated[str, StringConstraints(max_length=1000)] | StrictInt | MetadataNumber | StrictBool | None
 METADATA_SCHEMA = {
     "type": "object",
     "description": f"Flat key-value pairs, at most {MAX_METADATA_KEYS}; strings without NUL",
@@ -140,6 +184,38 @@ PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAY
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+
+
+def _date_or_time(value: Any) -> date | datetime:
+    # A plain date ("2027-01-01") means that whole UTC day; anything longer must be an RFC 3339 instant with a zone.
+    if isinstance(value, datetime):
+        return _aware(value)
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a date (2027-01-01) or an RFC 3339 date-time (2027-01-01T00:00:00Z)")
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            return date.fromisoformat(value)
+        if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T", value):
+            return _aware(datetime.fromisoformat(value))
+    except ValueError:
+        pass
+    raise ValueError("must be a date (2027-01-01) or an RFC 3339 date-time with a zone (2027-01-01T00:00:00Z)")
+
+
+# One way to bound a range in a query, on every route that takes from/to: a date is the whole UTC day, a timestamp
+# is that instant (echo_control.analytics turns either into days or instants).
+DateOrTime = Annotated[
+    date | datetime,
+    PlainValidator(_date_or_time, json_schema_input_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+            "description": "a date (the whole UTC day) or an RFC 3339 date-time with a time zone",
+        }
+    ),
+]
 AwareDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_aware)]
 
 
@@ -166,3 +242,4 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+    message: str  # the error's message again, as text, for clients that read errors as strings

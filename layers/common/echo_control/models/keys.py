@@ -35,8 +35,12 @@ class ApiKeyCreate(RequestModel):
     expires_at: AwareDateTime | None = None
 
 
-class ApiKeyCreated(ApiKeyOut):
+class ApiKeyWithKey(ApiKeyOut):
     key: str  # the only time the full key is ever shown
+
+
+class ApiKeyCreated(ApiKeyWithKey):
+    api_key: ApiKeyWithKey  # seed compatibility: the same key under the seed's wrapper
 
 
 class ApiKeyList(CamelModel):

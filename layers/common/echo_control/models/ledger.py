@@ -25,6 +25,9 @@ from echo_control.models.base import (
     _json_integer,
 )
 
+# Within the body limit (64 KB); none of it is stored.
+SeedText = Annotated[str, StringConstraints(max_length=32 * 1024)]
+
 
 class TransactionOut(CamelModel):
     id: str
@@ -45,6 +48,9 @@ class BalanceOut(CamelModel):
     balance: Decimal
     total_paid: Decimal
     total_spent: Decimal
+    # Seed compatibility: everything ever credited net of refunds and debits by admins, so that, as in the seed,
+    # balance = totalCredits - totalSpent.
+    total_credits: Decimal
     currency: Literal["usd"] = "usd"
 
 
@@ -77,6 +83,11 @@ class TransactionCreate(RequestModel):
     total_tokens: Annotated[int, Field(ge=0, le=2 * MAX_TOKENS), BeforeValidator(_json_integer)] | None = None
     cost: Cost | None = None
     status: TransactionStatus = "success"
+    # Seed compatibility: the seed's proxy sends the prompt, the answer and an error text with each call. They are
+    # accepted and not stored (what people ask an app is its owner's data, not the meter's).
+    prompt: SeedText | None = None
+    response: SeedText | None = None
+    error_message: SeedText | None = None
     metadata: (
         Annotated[
             dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_KEYS), WithJsonSchema(METADATA_SCHEMA)
@@ -87,6 +98,7 @@ class TransactionCreate(RequestModel):
 
 class TransactionRecorded(TransactionOut):
     balance: Decimal  # what remains after this call
+    transaction: TransactionOut  # seed compatibility: the same transaction under the seed's wrapper
 
 
 class TransactionPage(CamelModel):
