@@ -57,6 +57,12 @@ def _limits() -> str:
             'Errors are `{"error": {"code", "message", "details"}, "message"}`; the top-level `message` repeats the '
             "error's message as text for clients that read errors as strings (seed compatibility).",
             "",
+            "Seed compatibility: the original Echo proxy and SDK of the seed's era work unchanged. Money may also be "
+            "sent as a JSON number (read from the JSON text, never a float; rounded half-up to 6 places for costs, "
+            "cents for payments); `prompt`, `response`, `errorMessage` and a payment link's `description` are "
+            "accepted and not stored; the seed's wrappers (`transaction`, `echoApp`, `apiKey`, `paymentLink`, "
+            "`payment`) and `totalCredits` are answered beside our fields; an API key may read its own app.",
+            "",
             "Limits:",
             f"- request bodies at most {MAX_BODY_BYTES // 1024} KB of JSON (no duplicate keys, NaN or NUL)",
             f"- names {models.MAX_NAME_LENGTH} characters, descriptions {models.MAX_DESCRIPTION_LENGTH}, "
