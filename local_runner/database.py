@@ -80,7 +80,7 @@ DEMO_EMAIL = "demo@example.com"
 
 def load_demo_data() -> None:
     """A demo user with an app, credits and some metered calls, loaded once (sign in as demo@example.com)."""
-    from echo_control import db
+    from echo_control import db, ledger
 
     user = db.user_for_clerk_id(f"dev_{DEMO_EMAIL}", DEMO_EMAIL, "Demo Developer")
     assert user is not None
@@ -103,21 +103,11 @@ def load_demo_data() -> None:
         ("gpt-4o", 800, 210),
         ("gemini-2.0-flash", 3000, 1200),
     ]
-    from echo_control import pricing
+    from echo_control.identity import Caller
+    from echo_control.models import TransactionCreate
 
+    # Metered exactly as the API meters them: priced from genai-prices' data, with the app's markup.
+    owner = Caller(user["id"], DEMO_EMAIL, "user", "apiKey", echo_app_id=app["id"], app_markup=app["markup"])
     for model, tokens_in, tokens_out in calls:
-        db.record_debit(
-            db.connection(),
-            {
-                "user_id": user["id"],
-                "echo_app_id": app["id"],
-                "api_key_id": None,
-                "model": model,
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "total_tokens": tokens_in + tokens_out,
-                "cost": pricing.cost_of(model, tokens_in, tokens_out, app["markup"]),
-                "status": "success",
-                "metadata": {"demo": True},
-            },
-        )
+        call = TransactionCreate(model=model, input_tokens=tokens_in, output_tokens=tokens_out, metadata={"demo": True})
+        ledger.record_transaction(owner, call, None)

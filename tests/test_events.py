@@ -56,6 +56,7 @@ EXPECTED_STATUS = {
     "buy_credits": 303,
     "export_app_transactions": 200,
     "get_openapi_document": 200,
+    "list_models": 200,
     "show_api_docs": 200,
     "show_not_found": 404,
 }

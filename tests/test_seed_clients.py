@@ -19,6 +19,7 @@ import pytest
 import requests
 from conftest import Session, credit
 
+from echo_control import pricing
 from tests.invariants import unreconciled_balances
 
 AXIOS_HEADERS = {"Accept": "application/json, text/plain, */*", "User-Agent": "axios/1.6.0"}
@@ -123,9 +124,12 @@ def test_the_seed_proxy_bills_every_proxied_call_exactly_once(live_server: str, 
         assert recorded.status_code == 201, (provider, recorded.text)
         transaction = recorded.json()["transaction"]
         assert transaction["id"] and transaction["model"] == body["model"]
-        assert Decimal(transaction["cost"]) == half_up_micro(body["cost"]), provider
+        # the proxy's cost is the provider cost; the app's markup (1.25) comes on top
+        assert Decimal(transaction["providerCost"]) == half_up_micro(body["cost"]), provider
+        charged = pricing.CostSplit.of(half_up_micro(body["cost"]), Decimal("1.25")).cost
+        assert Decimal(transaction["cost"]) == charged, provider
         assert "prompt" not in transaction and "response" not in transaction  # accepted, not stored
-        expected_spent += half_up_micro(body["cost"])
+        expected_spent += charged
 
     history = user.call("GET", "/api/transactions", query={"echoAppId": app["id"]}).body["transactions"]
     assert len(history) == len(PROXIED_CALLS)  # each call billed once

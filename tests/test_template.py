@@ -17,7 +17,13 @@ STRIPE = "StripeSecretArn"
 # The secrets each function reads. Everything that touches PostgreSQL reads the database secret; only what
 # creates checkouts or verifies Stripe's signatures reads the Stripe secret. The rest read none: the API's
 # documents, the sign-in page and sign-out, and the mock checkout (which in the cloud always answers 404).
-NO_SECRET = {"GetOpenapiDocumentFunction", "ShowApiDocsFunction", "ShowSignInFunction", "SignOutFunction"}
+NO_SECRET = {
+    "GetOpenapiDocumentFunction",
+    "ListModelsFunction",
+    "ShowApiDocsFunction",
+    "ShowSignInFunction",
+    "SignOutFunction",
+}
 NO_SECRET |= {"ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
 PAYMENT_FUNCTIONS = {"CreatePaymentLinkFunction", "BuyCreditsFunction", "StripeWebhookFunction"}
 # What exists only for local development: dev sign-in (API and form) and the mock checkout.

@@ -28,8 +28,19 @@ def map_case(context: Any, case: Any) -> Any:
         path = case.operation.path
         if path == "/api/api-keys" and body.get("expiresAt"):
             body["expiresAt"] = (datetime.now(UTC) + timedelta(days=30)).isoformat()  # must be in the future
-        if path == "/api/transactions" and body.get("cost") is None:
-            body["model"] = KNOWN_MODEL  # without a cost the model must be priced
+        if path == "/api/transactions":
+            if body.get("cost") is None:
+                body["model"] = KNOWN_MODEL  # without a cost the model must be priced (by its own provider)
+                body.pop("provider", None)
+            # cached tokens are part of the input, reasoning tokens part of the output
+            inputs, outputs = body.get("inputTokens"), body.get("outputTokens")  # JSON integers, maybe as 2.0
+            if (
+                isinstance(inputs, int | float)
+                and body.get("cacheReadTokens", 0) + body.get("cacheWriteTokens", 0) > inputs
+            ):
+                body["cacheReadTokens"], body["cacheWriteTokens"] = int(inputs), 0
+            if isinstance(outputs, int | float) and body.get("reasoningTokens", 0) > outputs:
+                body["reasoningTokens"] = int(outputs)
         if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
             body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case

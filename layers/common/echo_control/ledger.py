@@ -106,20 +106,21 @@ def _request_hash(body: TransactionCreate) -> str:
 
 
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
-    transaction = TransactionOut(
-        id=str(row["id"]),
-        model=params["model"],
-        input_tokens=params["input_tokens"],
-        output_tokens=params["output_tokens"],
-        total_tokens=params["total_tokens"],
-        cost=params["cost"],
-        status=params["status"],
-        user_id=str(params["user_id"]),
-        echo_app_id=str(params["echo_app_id"]),
-        metadata=params["metadata"],
-        created_at=row["created_at"],
-    )
+    transaction = _to_out({**params, **row})
     return TransactionRecorded(**transaction.model_dump(), balance=row["balance"], transaction=transaction)
+
+
+def price_call(body: TransactionCreate, markup: Decimal) -> pricing.CostSplit:
+    """The call's cost split: a client-sent cost is the provider cost; otherwise the provider's price at this time."""
+    if body.cost is not None:
+        return pricing.CostSplit.of(body.cost, markup)
+    tokens = pricing.TokenCounts(
+        input=body.input_tokens,
+        output=body.output_tokens,
+        cache_read=body.cache_read_tokens,
+        cache_write=body.cache_write_tokens,
+    )
+    return pricing.CostSplit.of(pricing.provider_cost(body.model, tokens, body.provider), markup)
 
 
 def record_transaction(
@@ -128,19 +129,22 @@ def record_transaction(
     """Records one LLM call and debits its cost exactly once.
 
     Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
-    if body.cost is None:
-        cost = pricing.cost_of(body.model, body.input_tokens, body.output_tokens, who.app_markup or Decimal(1))
-    else:
-        cost = body.cost.quantize(pricing.COST_QUANTUM)  # as NUMERIC(10, 6) stores it
+    split = price_call(body, who.app_markup or Decimal(1))
+    cost = split.cost
     params = {
         "user_id": who.user_id,
         "echo_app_id": who.echo_app_id,
         "api_key_id": who.api_key_id,
         "model": body.model,
+        "provider": body.provider,
         "input_tokens": body.input_tokens,
         "output_tokens": body.output_tokens,
+        "cache_read_tokens": body.cache_read_tokens,
+        "cache_write_tokens": body.cache_write_tokens,
+        "reasoning_tokens": body.reasoning_tokens,
         "total_tokens": body.total_tokens if body.total_tokens is not None else body.input_tokens + body.output_tokens,
         "cost": cost,
+        "markup_amount": split.markup_amount,
         "status": body.status,
         "metadata": body.metadata,
     }
@@ -173,12 +177,19 @@ def _insufficient(cost: Decimal) -> PaymentRequired:
 
 
 def _to_out(row: dict[str, Any]) -> TransactionOut:
+    """A transaction row (or a debit's parameters with its row) as the API shows it."""
     return TransactionOut(
         id=str(row["id"]),
         model=row["model"],
+        provider=row["provider"],
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         total_tokens=row["total_tokens"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cache_write_tokens=row["cache_write_tokens"],
+        reasoning_tokens=row["reasoning_tokens"],
+        provider_cost=row["cost"] - row["markup_amount"],
+        markup_amount=row["markup_amount"],
         cost=row["cost"],
         status=row["status"],
         user_id=str(row["user_id"]),

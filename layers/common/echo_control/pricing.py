@@ -1,67 +1,157 @@
-"""Provider prices in USD per million tokens, and the cost of one call with an app's markup."""
+"""What a call costs: the provider's price from the `genai-prices` package's data at the call's own time, and the
+split of what the user pays into that provider cost and the app owner's markup.
 
-import re
+genai-prices costs ~0.3 s to import and ~0.2 s for its first lookup, so it is imported on the first priced call,
+never while a function starts (cold starts)."""
+
+import difflib
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 from echo_control.errors import Unprocessable
 
+if TYPE_CHECKING:
+    from echo_control.models import ModelPriceList
+
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.000001")  # NUMERIC(10, 6)
-
-# (input, output) USD per 1M tokens, list prices of the providers.
-PRICES: dict[str, tuple[Decimal, Decimal]] = {
-    name: (Decimal(i), Decimal(o))
-    for name, i, o in [
-        # OpenAI
-        ("gpt-5", "1.25", "10.00"),
-        ("gpt-5-mini", "0.25", "2.00"),
-        ("gpt-5-nano", "0.05", "0.40"),
-        ("gpt-4.1", "2.00", "8.00"),
-        ("gpt-4.1-mini", "0.40", "1.60"),
-        ("gpt-4.1-nano", "0.10", "0.40"),
-        ("gpt-4o", "2.50", "10.00"),
-        ("gpt-4o-mini", "0.15", "0.60"),
-        ("gpt-4-turbo", "10.00", "30.00"),
-        ("gpt-4", "30.00", "60.00"),
-        ("gpt-3.5-turbo", "0.50", "1.50"),
-        ("o1", "15.00", "60.00"),
-        ("o1-mini", "1.10", "4.40"),
-        ("o3", "2.00", "8.00"),
-        ("o3-mini", "1.10", "4.40"),
-        ("o4-mini", "1.10", "4.40"),
-        # Anthropic
-        ("claude-opus-4", "15.00", "75.00"),
-        ("claude-sonnet-4", "3.00", "15.00"),
-        ("claude-3-7-sonnet", "3.00", "15.00"),
-        ("claude-3-5-sonnet", "3.00", "15.00"),
-        ("claude-3-5-haiku", "0.80", "4.00"),
-        ("claude-3-opus", "15.00", "75.00"),
-        ("claude-3-sonnet", "3.00", "15.00"),
-        ("claude-3-haiku", "0.25", "1.25"),
-        # Google
-        ("gemini-2.5-pro", "1.25", "10.00"),
-        ("gemini-2.5-flash", "0.30", "2.50"),
-        ("gemini-2.0-flash", "0.10", "0.40"),
-        ("gemini-1.5-pro", "1.25", "5.00"),
-        ("gemini-1.5-flash", "0.075", "0.30"),
-    ]
-}
-
-# Dated snapshots ("gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022") and "-latest" share the family price.
-_SNAPSHOT_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
+PACKAGE = "genai-prices"
+MAX_CLOSE_MATCHES = 5
 
 
-def price_of(model: str) -> tuple[Decimal, Decimal] | None:
-    name = model.rsplit("/", 1)[-1].lower()  # "openai/gpt-4o" → "gpt-4o"
-    return PRICES.get(name) or PRICES.get(_SNAPSHOT_SUFFIX.sub("", name))
+@dataclass(frozen=True)
+class TokenCounts:
+    """A call's tokens as the API takes them: input counts every input token, cached ones included."""
+
+    input: int
+    output: int
+    cache_read: int = 0
+    cache_write: int = 0
 
 
-def cost_of(model: str, input_tokens: int, output_tokens: int, markup: Decimal) -> Decimal:
-    price = price_of(model)
-    if price is None:
+@dataclass(frozen=True)
+class CostSplit:
+    provider_cost: Decimal  # the price of the tokens
+    markup_amount: Decimal  # the app owner's: provider_cost × (markup − 1)
+    cost: Decimal  # what the user pays: their sum
+
+    @classmethod
+    def of(cls, provider_cost: Decimal, markup: Decimal) -> "CostSplit":
+        """Both parts rounded half-up to the micro-dollar, so that cost = providerCost + markupAmount exactly."""
+        provider_cost = provider_cost.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+        markup_amount = (provider_cost * (markup - 1)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+        return cls(provider_cost, markup_amount, provider_cost + markup_amount)
+
+
+def provider_cost(model: str, tokens: TokenCounts, provider: str | None = None, at: datetime | None = None) -> Decimal:
+    """The provider's price of these tokens at `at` (now by default); an unknown model is 422 with close matches."""
+    from genai_prices import Usage, calc_price
+
+    reference, provider_id = _reference(model, provider)
+    usage = Usage(
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        cache_read_tokens=tokens.cache_read,
+        cache_write_tokens=tokens.cache_write,
+    )
+    try:
+        priced = calc_price(usage, reference, provider_id=provider_id, genai_request_timestamp=at or datetime.now(UTC))
+    except LookupError:
         raise Unprocessable(
-            f"Unknown model '{model}': send its cost",
-            details={"field": "cost", "knownModels": sorted(PRICES)},
-        )
-    raw = (input_tokens * price[0] + output_tokens * price[1]) / MILLION * markup
-    return raw.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+            f"Unknown model '{model}': send its cost, or one of the priced models (GET /api/models)",
+            details={"field": "model", "closeMatches": close_matches(reference)},
+            code="unknown_model",
+        ) from None
+    return Decimal(priced.total_price)
+
+
+def _reference(model: str, provider: str | None) -> tuple[str, str | None]:
+    """("openai/gpt-4o", None) → ("gpt-4o", "openai"): SDKs and routers prefix the provider."""
+    prefix, _, rest = model.partition("/")
+    if provider is None and rest and prefix.lower() in _provider_ids():
+        return rest, prefix.lower()
+    return model, provider
+
+
+@functools.cache
+def _provider_ids() -> frozenset[str]:
+    from genai_prices.data import providers
+
+    return frozenset(p.id for p in providers)
+
+
+@functools.cache
+def _model_ids() -> tuple[str, ...]:
+    from genai_prices.data import providers
+
+    return tuple(sorted({m.id for p in providers for m in p.models}))
+
+
+def close_matches(reference: str) -> list[str]:
+    return difflib.get_close_matches(reference.lower(), _model_ids(), n=MAX_CLOSE_MATCHES, cutoff=0.6)
+
+
+# --- the price list ----------------------------------------------------------------------------------
+
+
+def source() -> dict[str, str]:
+    from genai_prices import __version__
+
+    return {"package": PACKAGE, "version": __version__}
+
+
+def _per_million(price: Any) -> Decimal | None:
+    """A price in USD per million tokens; a tiered price lists its base tier (prompts under the first threshold)."""
+    if price is None:
+        return None
+    return Decimal(getattr(price, "base", price))
+
+
+def _current(prices: Any, today: datetime) -> Any:
+    """The model's prices in force now: the last conditional price whose start date has come."""
+    if not isinstance(prices, list):
+        return prices
+    current = None
+    for conditional in prices:
+        start = getattr(conditional.constraint, "start_date", None)
+        if conditional.constraint is None or (start is not None and start <= today.date()):
+            current = conditional.prices
+    return current
+
+
+@functools.cache
+def price_list() -> tuple[dict[str, Any], ...]:
+    """Every priced model with its current per-million prices (absent prices are None), by provider and model."""
+    from genai_prices.data import providers
+
+    now = datetime.now(UTC)
+    rows = []
+    for provider in providers:
+        for model in provider.models:
+            prices = _current(model.prices, now)
+            if prices is None:
+                continue
+            rows.append(
+                {
+                    "provider": provider.id,
+                    "model": model.id,
+                    "name": model.name or model.id,
+                    "input_per_million": _per_million(getattr(prices, "input_mtok", None)),
+                    "output_per_million": _per_million(getattr(prices, "output_mtok", None)),
+                    "cache_read_per_million": _per_million(getattr(prices, "cache_read_mtok", None)),
+                    "cache_write_per_million": _per_million(getattr(prices, "cache_write_mtok", None)),
+                }
+            )
+    return tuple(sorted(rows, key=lambda r: (r["provider"], r["model"])))
+
+
+def models(query: str | None = None) -> "ModelPriceList":
+    """The price list, filtered by a case-insensitive substring of provider, model id or name (`?q=`)."""
+    from echo_control.models import ModelPrice, ModelPriceList, PriceSource
+
+    needle = (query or "").strip().lower()
+    rows = [r for r in price_list() if not needle or any(needle in r[k].lower() for k in ("provider", "model", "name"))]
+    return ModelPriceList(models=[ModelPrice(**r) for r in rows], source=PriceSource(**source()))

@@ -50,9 +50,11 @@ WITH debit AS (
     RETURNING balance
 ), tx AS (
     INSERT INTO llm_transactions
-        (model, input_tokens, output_tokens, total_tokens, cost, status, user_id, echo_app_id, api_key_id, metadata)
+        (model, input_tokens, output_tokens, total_tokens, cost, status, user_id, echo_app_id, api_key_id, metadata,
+         markup_amount, provider, cache_read_tokens, cache_write_tokens, reasoning_tokens)
     SELECT %(model)s, %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost)s, %(status)s,
-           %(user_id)s, %(echo_app_id)s, %(api_key_id)s, %(metadata)s
+           %(user_id)s, %(echo_app_id)s, %(api_key_id)s, %(metadata)s,
+           %(markup_amount)s, %(provider)s, %(cache_read_tokens)s, %(cache_write_tokens)s, %(reasoning_tokens)s
     FROM debit
     RETURNING id, created_at
 ), entry AS (
@@ -60,14 +62,16 @@ WITH debit AS (
     SELECT %(user_id)s, 'llm_debit', -%(cost)s::numeric, 'llm:' || tx.id, tx.id FROM tx WHERE %(cost)s > 0
 ), rollup AS (
     INSERT INTO usage_daily AS u
-        (echo_app_id, day, model, status, user_id, calls, input_tokens, output_tokens, total_tokens, cost)
+        (echo_app_id, day, model, status, user_id, calls, input_tokens, output_tokens, total_tokens, cost,
+         markup_amount)
     SELECT %(echo_app_id)s, (tx.created_at AT TIME ZONE 'UTC')::date, %(model)s, %(status)s, %(user_id)s,
-           1, %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost)s
+           1, %(input_tokens)s, %(output_tokens)s, %(total_tokens)s, %(cost)s, %(markup_amount)s
     FROM tx
     ON CONFLICT (echo_app_id, day, model, status, user_id) DO UPDATE SET
         calls = u.calls + 1, input_tokens = u.input_tokens + excluded.input_tokens,
         output_tokens = u.output_tokens + excluded.output_tokens,
-        total_tokens = u.total_tokens + excluded.total_tokens, cost = u.cost + excluded.cost
+        total_tokens = u.total_tokens + excluded.total_tokens, cost = u.cost + excluded.cost,
+        markup_amount = u.markup_amount + excluded.markup_amount
 )
 SELECT tx.id, tx.created_at, debit.balance FROM tx, debit
 """

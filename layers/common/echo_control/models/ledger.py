@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
 from echo_control.models.base import (
     MAX_METADATA_KEYS,
@@ -25,6 +25,8 @@ from echo_control.models.base import (
     _json_integer,
 )
 
+ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
 # Within the body limit (64 KB); none of it is stored.
 SeedText = Annotated[str, StringConstraints(max_length=32 * 1024)]
 
@@ -32,10 +34,16 @@ SeedText = Annotated[str, StringConstraints(max_length=32 * 1024)]
 class TransactionOut(CamelModel):
     id: str
     model: str
+    provider: str | None = None
     input_tokens: int
     output_tokens: int
     total_tokens: int
-    cost: Decimal
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider_cost: Decimal  # the price of the tokens
+    markup_amount: Decimal  # the app owner's share: providerCost × (markup − 1)
+    cost: Decimal  # what the user paid: providerCost + markupAmount
     status: TransactionStatus
     user_id: str
     echo_app_id: str | None
@@ -78,10 +86,16 @@ class BalanceAdjust(RequestModel):
 
 class TransactionCreate(RequestModel):
     model: ModelName
+    provider: ProviderName | None = None
+    # Every input token, cached ones included; cacheReadTokens and cacheWriteTokens say how many of them were cache
+    # reads and writes. reasoningTokens is informational: they are already inside outputTokens.
     input_tokens: Tokens
     output_tokens: Tokens
+    cache_read_tokens: Tokens = 0
+    cache_write_tokens: Tokens = 0
+    reasoning_tokens: Tokens = 0
     total_tokens: Annotated[int, Field(ge=0, le=2 * MAX_TOKENS), BeforeValidator(_json_integer)] | None = None
-    cost: Cost | None = None
+    cost: Cost | None = None  # the provider's cost, when the caller knows it; the app's markup applies on top
     status: TransactionStatus = "success"
     # Seed compatibility: the seed's proxy sends the prompt, the answer and an error text with each call. They are
     # accepted and not stored (what people ask an app is its owner's data, not the meter's).
@@ -95,6 +109,14 @@ class TransactionCreate(RequestModel):
         | None
     ) = None
 
+    @model_validator(mode="after")
+    def _cached_within_input(self) -> "TransactionCreate":
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError("cacheReadTokens + cacheWriteTokens are part of inputTokens and cannot exceed it")
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError("reasoningTokens are part of outputTokens and cannot exceed it")
+        return self
+
 
 class TransactionRecorded(TransactionOut):
     balance: Decimal  # what remains after this call
@@ -104,3 +126,25 @@ class TransactionRecorded(TransactionOut):
 class TransactionPage(CamelModel):
     transactions: list[TransactionOut]
     next_cursor: str | None
+
+
+class ModelPrice(CamelModel):
+    """A priced model, USD per million tokens; null where the provider has no such price."""
+
+    provider: str
+    model: str
+    name: str
+    input_per_million: Decimal | None
+    output_per_million: Decimal | None
+    cache_read_per_million: Decimal | None
+    cache_write_per_million: Decimal | None
+
+
+class PriceSource(CamelModel):
+    package: str
+    version: str
+
+
+class ModelPriceList(CamelModel):
+    models: list[ModelPrice]
+    source: PriceSource
