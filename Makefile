@@ -6,18 +6,52 @@ BIN := $(VENV)/bin
 SAM_VENV := $(VENV)/sam-cli
 SAM := SAM_CLI_TELEMETRY=0 PATH=$(dir $(PY312)):$$PATH $(SAM_VENV)/bin/sam
 
-.PHONY: dev test lint format validate build cold-start openapi bench clean
+UV_VERSION := 0.13.9
+# What Lambda's python3.12 runtime has besides the layer: awslambdaric (runs a handler under the emulator) and boto3.
+LAMBDA_VENV := $(VENV)/lambda-runtime
+# The deployed template is arm64; `make invoke` and the tests run a build for this machine's architecture.
+HOST_ARCH := $(shell uname -m | sed -e s/aarch64/arm64/)
+HOST_TEMPLATE := .aws-sam/template-$(HOST_ARCH).yaml
+HOST_BUILD := .aws-sam/build-$(HOST_ARCH)
+BUILD_INPUTS := template.yaml $(shell find functions layers/common -type f -not -path '*/__pycache__/*')
 
-$(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt
+# Lock files (*.txt), each compiled from its declared inputs (*.in); the layer's first, as the others are
+# constrained by it. `make lock` after editing an .in file; `make lock UPGRADE=1` moves every pin to the newest.
+LOCKS := layers/common/requirements requirements-lambda requirements-dev requirements-sam
+LOCK_OUT :=
+
+.PHONY: dev test lint format validate build build-host invoke lock lock-check cold-start openapi bench clean
+
+$(BIN)/uv:
 	test -x $(BIN)/python || $(PY312) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(BIN)/.installed: requirements-dev.txt $(BIN)/uv
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-dev.txt
 	touch $@
 
-$(SAM_VENV)/.installed: requirements-sam.txt $(BIN)/.installed
-	$(BIN)/uv venv -q --python $(PY312) $(SAM_VENV)
+$(SAM_VENV)/.installed: requirements-sam.txt $(BIN)/uv
+	$(BIN)/uv venv -q --allow-existing --python $(PY312) $(SAM_VENV)
 	$(BIN)/uv pip install -q --python $(SAM_VENV)/bin/python -r requirements-sam.txt
 	touch $@
+
+$(LAMBDA_VENV)/.installed: requirements-lambda.txt $(BIN)/uv
+	$(BIN)/uv venv -q --allow-existing --python $(PY312) $(LAMBDA_VENV)
+	$(BIN)/uv pip install -q --python $(LAMBDA_VENV)/bin/python -r requirements-lambda.txt
+	touch $@
+
+lock: $(BIN)/uv
+	for lock in $(LOCKS); do \
+	  $(BIN)/uv pip compile -q --universal --python-version 3.12 --custom-compile-command "make lock" \
+	    $(if $(UPGRADE),--upgrade) $$lock.in -o $(LOCK_OUT)$$lock.txt || exit 1; \
+	done
+
+# Fails when a lock file is not what `make lock` makes of the inputs (CI runs it through tests/test_locks.py).
+lock-check: $(BIN)/uv
+	@out=$$(mktemp -d); for lock in $(LOCKS); do mkdir -p $$out/$$(dirname $$lock); cp $$lock.txt $$out/$$lock.txt; done; \
+	$(MAKE) -s lock LOCK_OUT=$$out/ && for lock in $(LOCKS); do \
+	  diff -u $$lock.txt $$out/$$lock.txt || { echo "$$lock.txt is out of date: run make lock" >&2; exit 1; }; \
+	done; rm -rf $$out
 
 dev: $(BIN)/.installed
 	$(BIN)/python -m local_runner
@@ -44,7 +78,20 @@ build: $(SAM_VENV)/.installed
 	$(SAM) build
 	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash .aws-sam/build/CommonLayer/python
 
-cold-start: $(BIN)/.installed
+# The same build for this machine's architecture, in its own folder (the template's arm64 swapped for the host's).
+build-host: $(HOST_BUILD)/template.yaml
+$(HOST_BUILD)/template.yaml: $(SAM_VENV)/.installed $(BUILD_INPUTS)
+	mkdir -p $(dir $(HOST_TEMPLATE))
+	sed -E 's/(Architectures: \[|BuildArchitecture: )arm64/\1$(HOST_ARCH)/' template.yaml > $(HOST_TEMPLATE)
+	$(SAM) build -t $(HOST_TEMPLATE) --base-dir . --build-dir $(HOST_BUILD)
+	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash $(HOST_BUILD)/CommonLayer/python
+	touch $@
+
+# Runs a built function once under the Lambda Runtime Interface Emulator: make invoke FN=GetMeFunction EVENT=events/get_me.json
+invoke: build-host $(LAMBDA_VENV)/.installed $(BIN)/.installed
+	$(BIN)/python -m local_runner.emulator $(FN) $(EVENT)
+
+cold-start: $(BIN)/.installed $(SAM_VENV)/.installed
 	$(BIN)/python bench/cold_start.py
 
 openapi: $(BIN)/.installed

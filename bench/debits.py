@@ -20,7 +20,9 @@ from common import drop_database, fresh_database, median, run_pgbench  # type: i
 
 from tests.invariants import unreconciled_balances
 
-CALL_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40, "cost": "0.000100"})
+# No cost: each call is priced from genai-prices' data on the path, as a proxy that sends only usage would have it.
+CALL_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40})
+PRICED_COST = "0.000042"  # 120 x $0.15 + 40 x $0.60 per million: what pgbench's copy of the statement debits
 
 
 def setup(users: int) -> list[tuple[str, str]]:
@@ -168,7 +170,12 @@ def pgbench_script(hot: bool) -> str:
         "%(count_hit)s", "true"
     )
     values = {
-        "cost": "0.000100::numeric",
+        "cost": f"{PRICED_COST}::numeric",
+        "markup_amount": "0::numeric",
+        "provider": "NULL::text",
+        "cache_read_tokens": "0",
+        "cache_write_tokens": "0",
+        "reasoning_tokens": "0",
         "user_id": "(SELECT user_id FROM bench_keys WHERE n = :n)",
         "echo_app_id": "(SELECT app_id FROM bench_keys WHERE n = :n)",
         "api_key_id": "(SELECT key_id FROM bench_keys WHERE n = :n)",

@@ -43,7 +43,7 @@ def main() -> None:
     stop_like_ctrl_c()
     from werkzeug.serving import run_simple
 
-    from local_runner import database, lambdas
+    from local_runner import database, lambdas, samples
     from local_runner.server import LocalApiGateway
 
     if problem := lambdas.configuration_problem():
@@ -52,6 +52,7 @@ def main() -> None:
     try:
         database.ensure_database()
         database.load_demo_data()
+        samples.load_sample_rows()  # the rows events/*.json name: make invoke and sam local invoke work on them
         host = os.environ.get("HOST") or DEFAULT_HOST
         port = int(os.environ.get("PORT", "3000"))
         logging.getLogger("werkzeug").setLevel(logging.INFO)

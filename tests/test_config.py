@@ -209,6 +209,20 @@ def test_on_lambda_without_any_stripe_secret_payments_fail_closed(api: Api, user
     assert user.call("GET", "/api/payments").body["payments"] == []
 
 
+def test_a_local_emulator_run_is_local_but_a_secret_arn_is_always_the_cloud(monkeypatch) -> None:
+    """sam local invoke and make invoke set AWS_SAM_LOCAL beside Lambda's variables: the local configuration
+    applies. A secret ARN means a deployment whatever else is set."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "echo-CreatePaymentLinkFunction")
+    config.reload_settings()
+    assert config.settings().in_cloud
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")
+    config.reload_settings()
+    assert not config.settings().in_cloud
+    monkeypatch.setenv("STRIPE_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:stripe")
+    config.reload_settings()
+    assert config.settings().in_cloud
+
+
 def test_on_lambda_the_mock_checkout_of_an_earlier_local_link_cannot_pay(api: Api, user: Any, monkeypatch) -> None:
     link = user.call("POST", "/api/stripe/payment-link", {"amount": "20"}).body  # made locally: a mock session
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "echo-PayMockCheckoutFunction")

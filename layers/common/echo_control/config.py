@@ -91,11 +91,14 @@ class Settings(BaseModel):
     rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
     lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")
+    sam_local: bool = Field(False, alias="AWS_SAM_LOCAL")  # set by `sam local invoke` and `make invoke`
 
     @property
     def in_cloud(self) -> bool:
-        """On Lambda, or configured with a secret ARN: secrets must be real, never the development fallbacks."""
-        return bool(self.lambda_function_name or self.stripe_secret_arn or self.db_secret_arn)
+        """On Lambda (not a local emulator run), or configured with a secret ARN: secrets must be real, never
+        the development fallbacks."""
+        on_lambda = bool(self.lambda_function_name) and not self.sam_local
+        return on_lambda or bool(self.stripe_secret_arn or self.db_secret_arn)
 
     @classmethod
     def from_environment(cls) -> "Settings":

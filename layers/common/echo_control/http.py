@@ -98,6 +98,13 @@ def make_resolver() -> APIGatewayRestResolver:
             headers={"Retry-After": str(ServiceUnavailable.retry_after)},
         )
 
+    @app.exception_handler(psycopg.errors.ForeignKeyViolation)
+    def _names_nothing(exc: psycopg.errors.ForeignKeyViolation) -> Response:
+        # The request names a row that does not exist: a caller removed after the authorizer let it in (or a
+        # sample event's user in an empty database), or an id in the body. Nothing was written.
+        logger.warning("reference to a missing row", extra={"constraint": exc.diag.constraint_name})
+        return error_response(404, "not_found", "The caller or an object this request names does not exist")
+
     @app.exception_handler(psycopg.errors.DataError)
     def _bad_value(exc: psycopg.errors.DataError) -> Response:
         return error_response(422, "validation_error", "A value is out of the accepted range")

@@ -1,0 +1,82 @@
+"""The rows the sample events in events/ name, and each event made ready to send.
+
+The events carry an authorizer context for a sample user, app and API key; these rows make them real in any
+database (the dev database, a test's), so every sample does real work. What an event cannot carry is filled in
+when it is sent: a Stripe signature made now (they expire after 5 minutes) and a session cookie signed with this
+installation's dev key.
+"""
+
+import copy
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+SAMPLE_EMAIL = "sample@example.com"
+SAMPLE_ADMIN_EMAIL = "events-admin@example.com"
+SAMPLE_USER = UUID("11111111-1111-4111-8111-111111111111")
+SAMPLE_ADMIN = UUID("11111111-1111-4111-8111-000000000000")
+SAMPLE_APP = UUID("22222222-2222-4222-8222-222222222222")
+SAMPLE_KEY_ID = UUID("33333333-3333-4333-8333-333333333333")
+SPARE_KEY_ID = UUID("33333333-3333-4333-8333-444444444444")  # the one revoke_api_key revokes
+SAMPLE_KEY = "echo_SampleKeyForEventsOnly000000000000000000000056Lus"
+SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
+COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
+
+
+def load_sample_rows() -> None:
+    """The user, admin, app and keys the sample events name, with some credit and a pending payment (idempotent)."""
+    from echo_control import db, keys, ledger
+
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, clerk_id, role) VALUES (%s, %s, %s, 'user'), (%s, %s, %s, 'admin') "
+            "ON CONFLICT DO NOTHING",
+            [
+                *(SAMPLE_USER, SAMPLE_EMAIL, f"dev_{SAMPLE_EMAIL}"),
+                *(SAMPLE_ADMIN, SAMPLE_ADMIN_EMAIL, f"dev_{SAMPLE_ADMIN_EMAIL}"),
+            ],
+        )
+        conn.execute(
+            "INSERT INTO balances (user_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [SAMPLE_USER, SAMPLE_ADMIN]
+        )
+        conn.execute(
+            "INSERT INTO echo_apps (id, name, user_id) VALUES (%s, 'Sample app', %s) ON CONFLICT DO NOTHING",
+            [SAMPLE_APP, SAMPLE_USER],
+        )
+        for key_id, key in ((SAMPLE_KEY_ID, SAMPLE_KEY), (SPARE_KEY_ID, keys.generate_key())):
+            conn.execute(
+                "INSERT INTO api_keys (id, key_hash, key_prefix, key_last4, user_id, echo_app_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [key_id, keys.key_hash(key), key[:12], key[-4:], SAMPLE_USER, SAMPLE_APP],
+            )
+        ledger.credit(
+            conn,
+            SAMPLE_USER,
+            Decimal("10"),
+            kind="admin_adjustment",
+            key="events:credit",
+            reference_id=None,
+            paid=Decimal(0),
+        )
+        conn.execute(
+            "INSERT INTO payments (user_id, amount, status, stripe_session_id) VALUES (%s, 2000, 'pending', %s) "
+            "ON CONFLICT DO NOTHING",
+            [SAMPLE_USER, SAMPLE_SESSION],
+        )
+
+
+def ready_event(name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The sample event `name` (its file's stem) with a fresh Stripe signature or a signed session cookie."""
+    event = copy.deepcopy(event)
+    if name == "stripe_webhook":
+        from echo_control import config, payments
+
+        secret = config.stripe_credentials().webhook_secret
+        event["headers"]["Stripe-Signature"] = payments.sign_payload(event["body"], secret)
+    cookie = (event.get("headers") or {}).get("Cookie", "")
+    if COOKIE_PLACEHOLDER in cookie:
+        from echo_control import auth
+
+        token, _ = auth.issue_dev_session(SAMPLE_ADMIN_EMAIL if "adjust" in name else SAMPLE_EMAIL)
+        event["headers"]["Cookie"] = cookie.replace(COOKIE_PLACEHOLDER, token)
+    return event

@@ -1,0 +1,49 @@
+"""Every function as built for Lambda (`sam build`, for this machine's architecture) runs its sample event under
+the Runtime Interface Emulator, with only the built layer and the runtime's packages on its path: a packaging
+mistake (a missing dependency, a wrong layer path, an import only the source tree satisfies) fails here."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from local_runner import emulator, samples, template
+from tests.test_events import EVENTS, EXPECTED_STATUS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built() -> None:
+    """The host build and the runtime's packages, made (or found up to date) by the Makefile."""
+    subprocess.run(["make", "-s", "build-host", ".venv/lambda-runtime/.installed"], cwd=ROOT, check=True)
+    samples.load_sample_rows()
+
+
+def test_the_build_holds_the_layer_and_every_function(built: None) -> None:
+    assert (emulator.LAYER_PYTHON / "echo_control" / "__init__.py").exists()
+    assert list((emulator.LAYER_PYTHON / "echo_control").glob("__pycache__/*.pyc")), "the layer ships bytecode"
+    for logical_id in template.load().functions:
+        assert (emulator.BUILD_DIR / logical_id / "app.py").exists(), logical_id
+
+
+@pytest.mark.parametrize("event_file", EVENTS, ids=[e.stem for e in EVENTS])
+def test_built_function_answers_its_sample_event(
+    event_file: Path, built: None, live_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logical_id = next(lid for lid, code in template.load().functions.items() if code.name == event_file.stem)
+    monkeypatch.setenv("ECHO_PUBLIC_URL", live_server)  # where the mock checkout delivers its webhook
+    event = samples.ready_event(event_file.stem, json.loads(event_file.read_text()))
+    with emulator.container(logical_id) as function:
+        result = function.invoke(event)
+    assert result.init_ms is not None, result.log  # a cold start, reported by the emulator
+    response = result.response
+    assert isinstance(response, dict) and "errorType" not in response, result.log
+    if event_file.stem == "authorizer":
+        assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+        assert response["context"]["userId"] == str(samples.SAMPLE_USER)
+    elif event_file.stem == "migrate":
+        assert response == {"applied": []}
+    else:
+        assert response["statusCode"] == EXPECTED_STATUS[event_file.stem], (response.get("body"), result.log)
