@@ -18,6 +18,8 @@ SAMPLE_ADMIN = UUID("11111111-1111-4111-8111-000000000000")
 SAMPLE_APP = UUID("22222222-2222-4222-8222-222222222222")
 SAMPLE_KEY_ID = UUID("33333333-3333-4333-8333-333333333333")
 SPARE_KEY_ID = UUID("33333333-3333-4333-8333-444444444444")  # the one revoke_api_key revokes
+# Holds the settle, release and get events name: each reserves $0.50 for an hour from when the rows are loaded.
+SAMPLE_HOLDS = [UUID(f"44444444-4444-4444-8444-00000000000{n}") for n in (1, 2, 3)]
 SAMPLE_KEY = "echo_SampleKeyForEventsOnly000000000000000000000056Lus"
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
 COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
@@ -63,6 +65,15 @@ def load_sample_rows() -> None:
             "ON CONFLICT DO NOTHING",
             [SAMPLE_USER, SAMPLE_SESSION],
         )
+        for hold_id in SAMPLE_HOLDS:  # reserved as POST /api/holds would: the hold and the cached sums together
+            conn.execute(
+                "WITH hold AS (INSERT INTO holds (id, user_id, echo_app_id, api_key_id, amount, expires_at) "
+                "VALUES (%(id)s, %(user)s, %(app)s, %(key)s, 0.5, now() + interval '1 hour') "
+                "ON CONFLICT DO NOTHING RETURNING amount), "
+                "reserve AS (UPDATE balances SET held = held + hold.amount FROM hold WHERE user_id = %(user)s) "
+                "UPDATE api_keys SET held = held + hold.amount FROM hold WHERE id = %(key)s",
+                {"id": hold_id, "user": SAMPLE_USER, "app": SAMPLE_APP, "key": SAMPLE_KEY_ID},
+            )
 
 
 def ready_event(name: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -197,7 +197,14 @@ def test_key_lifecycle_create_use_list_revoke(user, api) -> None:
     assert [k["id"] for k in listed] == [created["id"]]
     assert "key" not in listed[0]
     check = api.call("POST", "/api/validate-api-key", json_body={"apiKey": key})
-    assert check.body == {"valid": True, "userId": user.user["id"], "echoAppId": app["id"]}
+    assert check.body == {
+        "valid": True,
+        "userId": user.user["id"],
+        "echoAppId": app["id"],
+        "balance": "0.000000",
+        "held": "0.000000",
+        "available": "0.000000",
+    }
 
     assert user.call("DELETE", f"/api/api-keys/{created['id']}").status == 200
     assert api.call("GET", "/api/me", key).status == 401  # the very next request

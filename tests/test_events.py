@@ -51,6 +51,12 @@ EXPECTED_STATUS = {
     "list_models": 200,
     "show_api_docs": 200,
     "show_not_found": 404,
+    "update_api_key": 200,
+    "create_hold": 201,
+    "settle_hold": 201,
+    "release_hold": 200,
+    "get_hold": 200,
+    "get_ledger": 200,
 }
 
 

@@ -156,7 +156,7 @@ def test_a_connection_killed_mid_debit_leaves_nothing_and_a_retry_succeeds_once(
         for _ in range(200):
             row = killer.execute(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                ["%UPDATE balances%"],
+                ["%funds AS%"],
             ).fetchone()
             if row:
                 pid = row[0]

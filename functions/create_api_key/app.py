@@ -19,7 +19,7 @@ app = make_resolver()
     responses={201: {"description": "Created", "content": {"application/json": {"model": ApiKeyCreated}}}},
 )
 def create_api_key(body: Annotated[ApiKeyCreate, Body()]) -> Response[ApiKeyCreated]:
-    created = keys.create_key(user_caller(app).user_id, body.echo_app_id, body.name, body.expires_at)
+    created = keys.create_key(user_caller(app).user_id, body)
     return json_response(created, 201, headers={"Cache-Control": "no-store"})
 
 

@@ -18,7 +18,7 @@ def create_key_page(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     fields = pages.form(app)
     with pages.form_errors(back=f"/apps/{id}", form="create_key", values=fields):
         body = pages.parse_form(ApiKeyCreate, {"echoAppId": id, **fields})
-        created = keys.create_key(who.user_id, id, body.name, body.expires_at)
+        created = keys.create_key(who.user_id, body)
     shown_once = pages.leave_flash(app, new_key={"key": created.key, "name": created.name})
     return pages.redirect(f"/apps/{created.echo_app_id}", cookie=shown_once)
 

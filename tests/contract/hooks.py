@@ -28,7 +28,16 @@ def map_case(context: Any, case: Any) -> Any:
         path = case.operation.path
         if path == "/api/api-keys" and body.get("expiresAt"):
             body["expiresAt"] = (datetime.now(UTC) + timedelta(days=30)).isoformat()  # must be in the future
-        if path == "/api/transactions":
+        if path == "/api/holds":  # an amount (above zero), or a model with its token ceilings
+            amount = body.get("amount")
+            if amount is not None and Decimal(str(amount)).quantize(Decimal("0.000001")) > 0:
+                for field in ("model", "provider", "maxInputTokens", "maxOutputTokens"):
+                    body.pop(field, None)
+            else:
+                body.pop("amount", None)
+                body.pop("provider", None)
+                body.update(model=KNOWN_MODEL, maxInputTokens=1000, maxOutputTokens=100)
+        if path in ("/api/transactions", "/api/holds/{id}/settle"):
             if body.get("cost") is None:
                 body["model"] = KNOWN_MODEL  # without a cost the model must be priced (by its own provider)
                 body.pop("provider", None)

@@ -8,10 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from echo_control import config, db
+from echo_control import config, db, ledger
 from echo_control.errors import NotFound, TooManyRequests, Unprocessable
 from echo_control.identity import as_uuid
-from echo_control.models import ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyWithKey, ValidateApiKeyOut
+from echo_control.models import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyOut,
+    ApiKeyUpdate,
+    ApiKeyWithKey,
+    ValidateApiKeyOut,
+)
 
 KEY_PREFIX = "echo_"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -67,19 +75,52 @@ def _to_out(row: dict[str, Any]) -> ApiKeyOut:
         revoked_at=row["revoked_at"],
         last_used_at=row["last_used_at"],
         created_at=row["created_at"],
+        spend_limit=row["spend_limit"],
+        limit_period=row["limit_period"],
+        spent_in_period=row["spent_in_period"] if row["limit_period"] else None,
     )
 
 
-def create_key(user_id: UUID, echo_app_id: str, name: str | None, expires_at: datetime | None) -> ApiKeyCreated:
-    app_id = as_uuid(echo_app_id)
+def create_key(user_id: UUID, body: ApiKeyCreate) -> ApiKeyCreated:
+    app_id = as_uuid(body.echo_app_id)
     if app_id is None or db.app_for_owner(app_id, user_id) is None:
-        raise NotFound("Echo app not found", details={"echoAppId": echo_app_id})
-    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise NotFound("Echo app not found", details={"echoAppId": body.echo_app_id})
+    if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
         raise Unprocessable("expiresAt must be in the future", details={"field": "expiresAt"})
     key = generate_key()
-    row = db.insert_api_key(user_id, app_id, name, key_hash(key), key[:12], key[-4:], expires_at)
+    row = db.insert_api_key(
+        user_id,
+        app_id,
+        body.name,
+        key_hash(key),
+        key[:12],
+        key[-4:],
+        body.expires_at,
+        body.spend_limit,
+        body.limit_period,
+    )
     created = ApiKeyWithKey(**_to_out(row).model_dump(), key=key)
     return ApiKeyCreated(**created.model_dump(), api_key=created)
+
+
+def update_key(user_id: UUID, key_id: str, body: ApiKeyUpdate) -> ApiKeyOut:
+    """Changes what the body names: fields left out stay; spendLimit null removes the limit. Setting or changing
+    a limit counts what the key already spent in the new period."""
+    parsed = as_uuid(key_id)
+    given = body.model_fields_set
+    with db.transaction() as conn:
+        current = db.lock_api_key(conn, parsed, user_id) if parsed else None
+        if current is None:
+            raise NotFound("API key not found")
+        name = body.name if "name" in given else current["name"]
+        spend_limit = body.spend_limit if "spend_limit" in given else current["spend_limit"]
+        period = body.limit_period if "limit_period" in given else current["limit_period"]
+        if spend_limit is None:
+            period = None
+        elif period is None:
+            period = "month"  # as on creation: a limit without a period is monthly
+        row = db.update_api_key(conn, current["id"], name, spend_limit, period)
+    return _to_out(row)
 
 
 def list_keys(user_id: UUID) -> ApiKeyList:
@@ -116,4 +157,12 @@ def validate(key: str) -> ValidateApiKeyOut:
     row = authenticate(key)
     if row is None:
         return ValidateApiKeyOut(valid=False)
-    return ValidateApiKeyOut(valid=True, user_id=str(row["user_id"]), echo_app_id=str(row["echo_app_id"]))
+    balance = ledger.get_balance(row["user_id"])
+    return ValidateApiKeyOut(
+        valid=True,
+        user_id=str(row["user_id"]),
+        echo_app_id=str(row["echo_app_id"]),
+        balance=balance.balance,
+        held=balance.held,
+        available=balance.available,
+    )

@@ -1,7 +1,9 @@
 """Balances and the append-only ledger: metered LLM debits, admin adjustments, history."""
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import uuid
 from datetime import date, datetime
@@ -19,6 +21,8 @@ from echo_control.models import (
     AdjustmentOut,
     BalanceAdjust,
     BalanceOut,
+    LedgerEntryOut,
+    LedgerPage,
     TransactionCreate,
     TransactionOut,
     TransactionPage,
@@ -27,13 +31,15 @@ from echo_control.models import (
 
 
 def get_balance(user_id: UUID) -> BalanceOut:
-    row = db.balance(user_id) or {"balance": 0, "total_paid": 0, "total_spent": 0}
+    row = db.balance(user_id) or {"balance": 0, "total_paid": 0, "total_spent": 0, "held": 0}
     return BalanceOut(
         user_id=str(user_id),
         balance=row["balance"],
         total_paid=row["total_paid"],
         total_spent=row["total_spent"],
         total_credits=row["balance"] + row["total_spent"],
+        held=row["held"],
+        available=row["balance"] - row["held"],
     )
 
 
@@ -57,6 +63,11 @@ def adjust_balance(body: BalanceAdjust) -> BalanceOut:
     key = "adjust:" + (body.idempotency_key or str(uuid.uuid4()))
     try:
         with db.transaction() as conn:
+            if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
+                raise PaymentRequired(  # money held for calls in flight is not the admin's to take
+                    "The balance less what is held cannot go below zero",
+                    details={"available": str(db.lock_funds(conn, user_id))},
+                )
             db.apply_entry(
                 conn,
                 user_id=user_id,
@@ -96,8 +107,8 @@ def credit(
 
 
 def available(conn: db.Conn, user_id: UUID) -> Decimal:
-    """The balance, locked until the caller's transaction ends."""
-    return db.lock_balance(conn, user_id)
+    """The balance less active holds, locked until the caller's transaction ends."""
+    return db.lock_funds(conn, user_id)
 
 
 def _request_hash(body: TransactionCreate) -> str:
@@ -106,8 +117,24 @@ def _request_hash(body: TransactionCreate) -> str:
 
 
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
-    transaction = _to_out({**params, **row})
-    return TransactionRecorded(**transaction.model_dump(), balance=row["balance"], transaction=transaction)
+    transaction = to_out({**params, **row})
+    return TransactionRecorded(
+        **transaction.model_dump(), balance=row["balance"], available=row["available"], transaction=transaction
+    )
+
+
+def refused(verdict: dict[str, Any] | None, amount: Decimal) -> PaymentRequired | None:
+    """Why a debit or a hold of `amount` took nothing (402), from its statement's verdict; None when it took it."""
+    if verdict is not None and verdict["within_limit"] is False:
+        return PaymentRequired(
+            "This API key's spend limit does not allow it", code="key_limit_exceeded", details={"cost": str(amount)}
+        )
+    if verdict is None or not verdict["funded"]:
+        available = verdict["available_before"] if verdict else Decimal(0)
+        return PaymentRequired(
+            "Insufficient balance for this call", details={"cost": str(amount), "available": str(available)}
+        )
+    return None
 
 
 def price_call(body: TransactionCreate, markup: Decimal) -> pricing.CostSplit:
@@ -123,15 +150,9 @@ def price_call(body: TransactionCreate, markup: Decimal) -> pricing.CostSplit:
     return pricing.CostSplit.of(pricing.provider_cost(body.model, tokens, body.provider), markup)
 
 
-def record_transaction(
-    who: Caller, body: TransactionCreate, idempotency_key: str | None
-) -> tuple[int, dict[str, Any], bool]:
-    """Records one LLM call and debits its cost exactly once.
-
-    Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
-    split = price_call(body, who.app_markup or Decimal(1))
-    cost = split.cost
-    params = {
+def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
+    """The statement parameters that describe a call (its cost is added by who takes it)."""
+    return {
         "user_id": who.user_id,
         "echo_app_id": who.echo_app_id,
         "api_key_id": who.api_key_id,
@@ -143,15 +164,25 @@ def record_transaction(
         "cache_write_tokens": body.cache_write_tokens,
         "reasoning_tokens": body.reasoning_tokens,
         "total_tokens": body.total_tokens if body.total_tokens is not None else body.input_tokens + body.output_tokens,
-        "cost": cost,
-        "markup_amount": split.markup_amount,
         "status": body.status,
         "metadata": body.metadata,
     }
+
+
+def record_transaction(
+    who: Caller, body: TransactionCreate, idempotency_key: str | None
+) -> tuple[int, dict[str, Any], bool]:
+    """Records one LLM call and debits its cost exactly once.
+
+    Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
+    split = price_call(body, who.app_markup or Decimal(1))
+    cost = split.cost
+    params = {**call_params(who, body), "cost": cost, "markup_amount": split.markup_amount}
     if idempotency_key is None:
         row = db.record_debit(db.connection(), params)
-        if row is None:
-            raise _insufficient(cost)
+        if problem := refused(row, cost):
+            raise problem
+        assert row is not None
         return 201, _recorded(params, row).model_dump(mode="json"), False
 
     request_hash = _request_hash(body)
@@ -162,21 +193,18 @@ def record_transaction(
                 raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
             return prior["status_code"], prior["response"], True
         row = db.record_debit(conn, params)
-        if row is None:
-            raise _insufficient(cost)  # leaving the block rolls back the claim: a later retry may succeed
+        if problem := refused(row, cost):
+            raise problem  # leaving the block rolls back the claim: a later retry may succeed
+        assert row is not None
         response = _recorded(params, row).model_dump(mode="json")
         db.store_idempotent_response(conn, who.user_id, idempotency_key, 201, response)
     return 201, response, False
 
 
-def _insufficient(cost: Decimal) -> PaymentRequired:
-    return PaymentRequired("Insufficient balance for this call", details={"cost": str(cost)})
-
-
 # --- history -----------------------------------------------------------------------------------------
 
 
-def _to_out(row: dict[str, Any]) -> TransactionOut:
+def to_out(row: dict[str, Any]) -> TransactionOut:
     """A transaction row (or a debit's parameters with its row) as the API shows it."""
     return TransactionOut(
         id=str(row["id"]),
@@ -246,7 +274,7 @@ def list_transactions(
     )
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return TransactionPage(transactions=[_to_out(r) for r in page], next_cursor=next_cursor)
+    return TransactionPage(transactions=[to_out(r) for r in page], next_cursor=next_cursor)
 
 
 def app_transactions(app_id: UUID, limit: int) -> list[TransactionOut]:
@@ -264,4 +292,54 @@ def app_transactions(app_id: UUID, limit: int) -> list[TransactionOut]:
             "limit": limit,
         }
     )
-    return [_to_out(r) for r in rows]
+    return [to_out(r) for r in rows]
+
+
+# --- the statement -----------------------------------------------------------------------------------
+
+STATEMENT_COLUMNS = ["id", "createdAt", "kind", "amount", "balanceAfter", "reason", "referenceId"]
+
+
+def statement(user_id: UUID, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE) -> LedgerPage:
+    """Every balance entry of the user, newest first, with the balance after it; the cursor is the last id."""
+    before: int | None = None
+    if cursor is not None:
+        if not cursor.isdigit() or len(cursor) > 18:
+            raise BadRequest("Invalid cursor", details={"field": "cursor"})
+        before = int(cursor)
+    rows = db.ledger_page(user_id, before, limit + 1)
+    page = rows[:limit]
+    entries = [
+        LedgerEntryOut(
+            id=str(row["id"]),
+            kind=row["kind"],
+            amount=row["amount"],
+            balance_after=row["balance_after"],
+            reason=row["reason"],
+            reference_id=str(row["reference_id"]) if row["reference_id"] else None,
+            created_at=row["created_at"],
+        )
+        for row in page
+    ]
+    return LedgerPage(entries=entries, next_cursor=str(page[-1]["id"]) if len(rows) > limit else None)
+
+
+def statement_csv(page: LedgerPage) -> str:
+    from echo_control.analytics import spreadsheet_safe  # analytics builds on this module
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(STATEMENT_COLUMNS)
+    for entry in page.entries:  # amounts stay numbers (a negative one is not a formula); text is made inert
+        writer.writerow(
+            [
+                entry.id,
+                entry.created_at.isoformat(),
+                entry.kind,
+                entry.amount,
+                entry.balance_after,
+                spreadsheet_safe(entry.reason or ""),
+                entry.reference_id or "",
+            ]
+        )
+    return out.getvalue()

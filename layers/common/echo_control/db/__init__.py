@@ -8,7 +8,22 @@ from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
 from echo_control.db.connection import Conn, Row, connection, discard_connection, transaction
 from echo_control.db.flashes import insert_flash, take_flash
-from echo_control.db.keys import active_api_key, api_keys_for_user, insert_api_key, revoke_api_key
+from echo_control.db.holds import (
+    create_hold,
+    hold,
+    release_hold,
+    settle_hold,
+    store_settle_response,
+    sweep_lapsed_holds,
+)
+from echo_control.db.keys import (
+    active_api_key,
+    api_keys_for_user,
+    insert_api_key,
+    lock_api_key,
+    revoke_api_key,
+    update_api_key,
+)
 from echo_control.db.ledger import (
     RECORD_DEBIT,
     adjustments_for_user,
@@ -16,7 +31,8 @@ from echo_control.db.ledger import (
     apply_entry,
     balance,
     claim_idempotency_key,
-    lock_balance,
+    ledger_page,
+    lock_funds,
     record_debit,
     store_idempotent_response,
 )
@@ -48,24 +64,33 @@ __all__ = [
     "balance",
     "claim_idempotency_key",
     "connection",
+    "create_hold",
     "discard_connection",
+    "hold",
     "insert_api_key",
     "insert_app",
     "insert_flash",
     "insert_payment",
-    "lock_balance",
+    "ledger_page",
+    "lock_api_key",
+    "lock_funds",
     "lock_payment",
     "payment_by_id",
     "payments_for_user",
     "record_debit",
     "record_stripe_event",
+    "release_hold",
     "revoke_api_key",
     "set_payment_session",
     "set_user_clerk_id",
+    "settle_hold",
     "store_idempotent_response",
+    "store_settle_response",
+    "sweep_lapsed_holds",
     "take_flash",
     "transaction",
     "transactions_page",
+    "update_api_key",
     "update_app",
     "update_payment",
     "usage_by_day",

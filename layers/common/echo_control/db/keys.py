@@ -1,13 +1,16 @@
 """API keys: stored as hashes; the authorizer's lookup also counts the key's rate window."""
 
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
-from echo_control.db.connection import Row, connection, transaction
+from echo_control.db.connection import Conn, Row, connection, transaction
+from echo_control.db.ledger import PERIOD_START
 
 _KEY_COLUMNS = (
     "k.id, k.name, k.key_prefix, k.key_last4, k.user_id, k.echo_app_id, k.expires_at, k.revoked_at, "
-    "k.last_used_at, k.created_at"
+    "k.last_used_at, k.created_at, k.spend_limit, k.limit_period, "
+    "CASE WHEN k.spent_period_start = " + PERIOD_START + " THEN k.spent_in_period ELSE 0 END AS spent_in_period"
 )
 
 
@@ -19,12 +22,14 @@ def insert_api_key(
     prefix: str,
     last4: str,
     expires_at: datetime | None,
+    spend_limit: Decimal | None = None,
+    limit_period: str | None = None,
 ) -> Row:
     with transaction() as conn:
         row = conn.execute(
-            "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
-            [user_id, app_id, name, key_hash, prefix, last4, expires_at],
+            "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at, "
+            "spend_limit, limit_period) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
+            [user_id, app_id, name, key_hash, prefix, last4, expires_at, spend_limit, limit_period],
         ).fetchone()
     assert row is not None
     return row
@@ -49,6 +54,39 @@ def revoke_api_key(key_id: UUID, user_id: UUID) -> Row | None:
             "RETURNING " + _KEY_COLUMNS,
             [key_id, user_id],
         ).fetchone()
+
+
+_LOCK_KEY = "SELECT id, name, spend_limit, limit_period FROM api_keys WHERE id = %s AND user_id = %s FOR UPDATE"
+
+# Under the key's lock, after the limit changed: what the key spent in its (new) period, from its calls. A call
+# being metered at this moment waits on the lock and then counts itself in.
+_RECOUNT_SPEND = (
+    "UPDATE api_keys k SET name = %(name)s, spend_limit = %(spend_limit)s, limit_period = %(limit_period)s, "
+    "spent_period_start = CASE WHEN %(limit_period)s::text IS NULL THEN NULL ELSE "
+    + PERIOD_START.replace("k.limit_period", "%(limit_period)s::text")
+    + " END, spent_in_period = CASE WHEN %(limit_period)s::text IS NULL THEN 0 ELSE ("
+    "SELECT coalesce(sum(t.cost), 0) FROM llm_transactions t WHERE t.user_id = k.user_id AND t.api_key_id = k.id "
+    "AND t.created_at >= ("
+    + PERIOD_START.replace("k.limit_period", "%(limit_period)s::text")
+    + ")::timestamp AT TIME ZONE 'UTC') END "
+    "WHERE k.id = %(key_id)s RETURNING " + _KEY_COLUMNS
+)
+
+
+def lock_api_key(conn: Conn, key_id: UUID, user_id: UUID) -> Row | None:
+    return conn.execute(_LOCK_KEY, [key_id, user_id]).fetchone()
+
+
+def update_api_key(
+    conn: Conn, key_id: UUID, name: str | None, spend_limit: Decimal | None, limit_period: str | None
+) -> Row:
+    """Sets the key's name and limit (its row locked by lock_api_key) and recounts its spend in the period."""
+    row = conn.execute(
+        _RECOUNT_SPEND,
+        {"key_id": key_id, "name": name, "spend_limit": spend_limit, "limit_period": limit_period},
+    ).fetchone()
+    assert row is not None
+    return row
 
 
 # Touching last_used_at at most once a minute keeps the hot path from writing the key row every call.

@@ -52,6 +52,7 @@ MARKUP_PATTERN = r"^(?:100(?:\.0{1,4})?|[1-9][0-9]?(?:\.[0-9]{1,4})?)$"
 ADJUSTMENT_PATTERN = r"^-?(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
 COST_PATTERN = r"^[0-9]{1,4}(?:\.[0-9]{1,6})?$"
 PAYMENT_PATTERN = r"^(?:10000(?:\.0{1,2})?|[1-9][0-9]{0,3}(?:\.[0-9]{1,2})?)$"
+SPEND_LIMIT_PATTERN = r"^(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
 
 
 def _json_integer(value: Any) -> Any:
@@ -138,6 +139,14 @@ _ADJUSTMENT = ExactDecimal(
 _COST = ExactDecimal(
     COST_PATTERN, "USD from 0 to 9999.999999", "0.002150", minimum=Decimal(0), maximum=MAX_COST, places=6
 )
+_SPEND_LIMIT = ExactDecimal(
+    SPEND_LIMIT_PATTERN,
+    "USD from 0 to 1,000,000, at most 6 decimal places",
+    "50.00",
+    minimum=Decimal(0),
+    maximum=MAX_ADJUSTMENT,
+    places=6,
+)
 _PAYMENT = ExactDecimal(
     PAYMENT_PATTERN,
     "dollars (USD) from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)",
@@ -180,6 +189,7 @@ METADATA_SCHEMA = {
 Markup = Annotated[Decimal, _MARKUP.validator, _MARKUP.serializer, _MARKUP.schema]
 AdjustmentAmount = Annotated[Decimal, _ADJUSTMENT.validator, _ADJUSTMENT.serializer, _ADJUSTMENT.schema]
 Cost = Annotated[Decimal, _COST.validator, _COST.serializer, _COST.schema]
+SpendLimit = Annotated[Decimal, _SPEND_LIMIT.validator, _SPEND_LIMIT.serializer, _SPEND_LIMIT.schema]
 PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAYMENT.schema]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]

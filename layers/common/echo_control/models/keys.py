@@ -1,9 +1,10 @@
 """API keys: creation, listing and validation."""
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import StringConstraints
+from pydantic import StringConstraints, model_validator
 
 from echo_control.models.base import (
     NO_NUL,
@@ -12,6 +13,7 @@ from echo_control.models.base import (
     Id,
     Name,
     RequestModel,
+    SpendLimit,
 )
 
 
@@ -27,12 +29,26 @@ class ApiKeyOut(CamelModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    spend_limit: Decimal | None = None  # USD the key may spend per limitPeriod (UTC); null: no limit
+    limit_period: Literal["day", "month", "total"] | None = None
+    spent_in_period: Decimal | None = None  # what it spent in the current period, when it has a limit
 
 
 class ApiKeyCreate(RequestModel):
     echo_app_id: Id
     name: Name | None = None
     expires_at: AwareDateTime | None = None
+    spend_limit: SpendLimit | None = None
+    limit_period: Literal["day", "month", "total"] | None = None
+
+    @model_validator(mode="after")
+    def _limit_with_period(self) -> "ApiKeyCreate":
+        """A limit without a period is monthly; a period without a limit means nothing and is dropped."""
+        if self.spend_limit is None:
+            self.limit_period = None
+        elif self.limit_period is None:
+            self.limit_period = "month"
+        return self
 
 
 class ApiKeyWithKey(ApiKeyOut):
@@ -55,3 +71,6 @@ class ValidateApiKeyOut(CamelModel):
     valid: bool
     user_id: str | None = None
     echo_app_id: str | None = None
+    balance: Decimal | None = None
+    held: Decimal | None = None
+    available: Decimal | None = None

@@ -59,6 +59,8 @@ class BalanceOut(CamelModel):
     # Seed compatibility: everything ever credited net of refunds and debits by admins, so that, as in the seed,
     # balance = totalCredits - totalSpent.
     total_credits: Decimal
+    held: Decimal  # reserved by active holds
+    available: Decimal  # balance - held: what calls and new holds may take
     currency: Literal["usd"] = "usd"
 
 
@@ -120,6 +122,7 @@ class TransactionCreate(RequestModel):
 
 class TransactionRecorded(TransactionOut):
     balance: Decimal  # what remains after this call
+    available: Decimal  # the balance less active holds
     transaction: TransactionOut  # seed compatibility: the same transaction under the seed's wrapper
 
 

@@ -1,0 +1,41 @@
+"""GET /api/ledger — the balance statement: every entry, newest first, with the balance after it (JSON or CSV)."""
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from echo_control import auth, ledger
+from echo_control.http import JSON, SESSION_OR_API_KEY, ActingUserId, caller, entrypoint, make_resolver
+from echo_control.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, NO_NUL, LedgerPage
+
+app = make_resolver()
+
+
+@app.get(
+    "/api/ledger",
+    security=SESSION_OR_API_KEY,
+    tags=["Balance"],
+    responses={
+        200: {
+            "description": "The statement; with format=csv, the same page as CSV (X-Next-Cursor continues it)",
+            "content": {"application/json": {"model": LedgerPage}, "text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_ledger(
+    user_id: ActingUserId = None,
+    cursor: Annotated[str | None, Query(max_length=20, pattern=NO_NUL)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response[Any]:
+    page = ledger.statement(auth.acting_user(caller(app), user_id), cursor, limit)
+    if format == "csv":
+        headers = {"Content-Disposition": 'attachment; filename="statement.csv"'}
+        if page.next_cursor:
+            headers["X-Next-Cursor"] = page.next_cursor
+        return Response(200, "text/csv; charset=utf-8", ledger.statement_csv(page), headers)
+    return Response(200, JSON, page.model_dump(mode="json", by_alias=True))
+
+
+lambda_handler = entrypoint(app)

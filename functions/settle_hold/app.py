@@ -1,0 +1,37 @@
+"""POST /api/holds/{id}/settle — record the call against its hold: the real cost is taken, the rest released."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+
+from echo_control import holds, observability
+from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
+from echo_control.models import NO_NUL, HoldSettled, TransactionCreate
+
+app = make_resolver()
+
+
+@app.post(
+    "/api/holds/<id>/settle",
+    security=API_KEY,
+    tags=["Holds"],
+    responses={
+        201: {
+            "description": "Recorded (the same body again replays it)",
+            "content": {"application/json": {"model": HoldSettled}},
+        },
+        409: {"description": "Settled with another body, released, or past its expiresAt"},
+    },
+)
+def settle_hold(
+    id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], body: Annotated[TransactionCreate, Body()]
+) -> Response[dict[str, Any]]:
+    status, response, replayed = holds.settle_hold(key_caller(app), id, body)
+    if not replayed:
+        observability.count("TransactionsRecorded")
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return Response(status_code=status, content_type=JSON, body=response, headers=headers)
+
+
+lambda_handler = entrypoint(app)
