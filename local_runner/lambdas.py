@@ -95,3 +95,35 @@ class Functions:
             if code_dir not in self._by_dir:
                 self._by_dir[code_dir] = Function(code_dir)
             return self._by_dir[code_dir]
+
+
+def _keep_powertools_requests_per_thread() -> None:
+    """Powertools keeps the request being resolved in class attributes of BaseRouter: right for a Lambda container,
+    which serves one request at a time, wrong for this runner, which serves many at once on threads of one
+    process (one request would read another's path and authorizer context). Here those attributes are per thread."""
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    state = threading.local()
+
+    class PerThread:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __get__(self, obj: Any, owner: Any = None) -> Any:
+            try:
+                return getattr(state, self.name)
+            except AttributeError:
+                raise AttributeError(self.name) from None
+
+        def __set__(self, obj: Any, value: Any) -> None:
+            setattr(state, self.name, value)
+
+    names = ("current_event", "lambda_context")
+    for name in names:  # read through instances (app.current_event) …
+        setattr(BaseRouter, name, PerThread(name))
+    # … and written on the class (BaseRouter.current_event = …), which only a metaclass's descriptor sees.
+    per_thread_meta = type("PerThreadRouterMeta", (type(BaseRouter),), {name: PerThread(name) for name in names})
+    BaseRouter.__class__ = per_thread_meta  # type: ignore[method-assign]
+
+
+_keep_powertools_requests_per_thread()

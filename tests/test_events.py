@@ -57,6 +57,7 @@ EXPECTED_STATUS = {
     "release_hold": 200,
     "get_hold": 200,
     "get_ledger": 200,
+    "export_statement": 200,
 }
 
 

@@ -48,6 +48,8 @@ def test_a_call_is_recorded_and_debited_with_price_table_cost_and_markup(api: Ap
         "totalPaid": "0.000000",
         "totalSpent": "0.009375",
         "totalCredits": "5.000000",  # seed compatibility: balance = totalCredits - totalSpent
+        "held": "0.000000",
+        "available": "4.990625",
         "currency": "usd",
     }
     assert api.call("GET", "/api/balance", key).body["balance"] == "4.990625"  # a key sees its user's balance

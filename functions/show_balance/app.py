@@ -9,6 +9,12 @@ from echo_control import ledger, pages, payments
 from echo_control.http import entrypoint
 
 app = pages.page_resolver()
+ENTRY_KINDS = {
+    "payment_credit": "Payment",
+    "refund": "Refund",
+    "admin_adjustment": "Adjustment",
+    "llm_debit": "Metered call",
+}
 NOTICES = {
     "success": ("Thanks! Your payment was received; credits appear as soon as Stripe confirms it.", "ok"),
     "cancelled": ("Checkout was cancelled; nothing was charged.", ""),
@@ -29,6 +35,8 @@ def show_balance(payment: Annotated[str | None, Query(max_length=20)] = None) ->
         payments=payments.list_payments(who.user_id).payments,
         spend=ledger.list_transactions(who.user_id, limit=20).transactions,
         adjustments=ledger.list_adjustments(who.user_id),
+        statement=ledger.statement(who.user_id, limit=20),
+        entry_kinds=ENTRY_KINDS,
         notice=notice,
         notice_kind=kind,
     )

@@ -70,26 +70,30 @@ def create_hold(who: Caller, body: HoldCreate, idempotency_key: str | None) -> t
         "amount": amount,
         "ttl_seconds": body.ttl_seconds,
     }
+    if idempotency_key is None:  # one statement, atomic on its own
+        row = db.create_hold(db.connection(), params)
+        if problem := ledger.refused(row, amount):
+            raise problem
+        assert row is not None
+        return 201, _created(row), False
+    request_hash = _hash(body)
     with db.transaction() as conn:
-        if idempotency_key is not None:
-            request_hash = _hash(body)
-            prior = db.claim_idempotency_key(conn, who.user_id, "hold:" + idempotency_key, request_hash)
-            if prior is not None:
-                if prior["request_hash"] != request_hash:
-                    raise Conflict(
-                        "This Idempotency-Key was used with a different request", code="idempotency_key_reused"
-                    )
-                return prior["status_code"], prior["response"], True
+        prior = db.claim_idempotency_key(conn, who.user_id, "hold:" + idempotency_key, request_hash)
+        if prior is not None:
+            if prior["request_hash"] != request_hash:
+                raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
+            return prior["status_code"], prior["response"], True
         row = db.create_hold(conn, params)
         if problem := ledger.refused(row, amount):
             raise problem  # rolls the claim back: a retry may succeed once money arrives
         assert row is not None
-        created = db.hold(row["id"], who.user_id, app_id, conn)
-        assert created is not None
-        response = HoldCreated(**_out(created).model_dump(), available=row["available"]).model_dump(mode="json")
-        if idempotency_key is not None:
-            db.store_idempotent_response(conn, who.user_id, "hold:" + idempotency_key, 201, response)
+        response = _created(row)
+        db.store_idempotent_response(conn, who.user_id, "hold:" + idempotency_key, 201, response)
     return 201, response, False
+
+
+def _created(row: dict[str, Any]) -> dict[str, Any]:
+    return HoldCreated(**_out(row).model_dump(), available=row["available"]).model_dump(mode="json")
 
 
 def _find(who: Caller, hold_id: str, conn: db.Conn | None = None) -> dict[str, Any]:

@@ -22,15 +22,14 @@ _CREATE_HOLD = (
     INSERT INTO holds (user_id, echo_app_id, api_key_id, amount, expires_at)
     SELECT %(user_id)s, %(echo_app_id)s, %(api_key_id)s, %(amount)s, now() + make_interval(secs => %(ttl_seconds)s)
     FROM verdict WHERE funded AND within_limit
-    RETURNING id, amount, status, expires_at
+    RETURNING id, user_id, echo_app_id, api_key_id, amount, status, expires_at, created_at, closed_at
 ), reserve AS (
     UPDATE balances b SET held = b.held + hold.amount, updated_at = now() FROM hold WHERE b.user_id = %(user_id)s
 ), key_reserve AS (
     UPDATE api_keys k SET held = k.held + hold.amount FROM hold WHERE k.id = %(api_key_id)s
 )
 SELECT verdict.funded, verdict.within_limit, verdict.available AS available_before,
-       verdict.available - %(amount)s AS available,
-       hold.id, hold.amount, hold.status, hold.expires_at
+       verdict.available - %(amount)s AS available, hold.*
 FROM verdict LEFT JOIN hold ON true
 """
 )

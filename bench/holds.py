@@ -1,0 +1,219 @@
+"""Hold + settle pairs per second through the real authorizer and the CreateHold and SettleHold handlers, against
+pgbench running the same SQL on the same server, side by side: (a) many users, (b) one hot user.
+
+    python bench/holds.py [--seconds 8] [--rounds 3] [--users 200] [--callers 16] [--processes 4]
+
+A pair is what a streaming proxy does per call: reserve (POST /api/holds with the model's token ceilings, priced
+from genai-prices), then settle with the real usage (POST /api/holds/{id}/settle), each through the authorizer.
+Our side runs like Lambda scales: several processes, each with a few threads, each thread its own connection.
+Rounds alternate ours/pgbench; medians are reported (the machine is shared and noisy)."""
+
+import argparse
+import json
+import multiprocessing
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
+from debits import setup  # type: ignore[import-not-found]
+
+from tests.invariants import held_mismatches, unreconciled_balances
+
+HOLD_BODY = json.dumps({"model": "gpt-4o-mini", "maxInputTokens": 4000, "maxOutputTokens": 1000, "ttlSeconds": 60})
+SETTLE_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40})
+HOLD_AMOUNT = "0.001200"  # 4000 x $0.15 + 1000 x $0.60 per million: what pgbench's copy reserves
+SETTLE_COST = "0.000042"  # 120 x $0.15 + 40 x $0.60 per million
+
+
+def _event(path: str, resource: str, key: str, body: str, hold_id: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": {"id": hold_id} if hold_id else None,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "bench",
+            "resourcePath": resource,
+            "httpMethod": "POST",
+        },
+    }
+
+
+def _caller(gateway, keys_to_use, deadline, counts, index) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    authorizer = gateway.functions[gateway.api.authorizer_dir]
+    dirs = {r.path: r.code_dir for r in gateway.api.routes if r.method == "POST"}
+    create, settle = gateway.functions[dirs["/api/holds"]], gateway.functions[dirs["/api/holds/{id}/settle"]]
+
+    def through_authorizer(handler, event: dict) -> dict:  # type: ignore[no-untyped-def]
+        policy = authorizer.invoke({"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/x", **event})
+        event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
+        return handler.invoke(event)
+
+    done = 0
+    while time.monotonic() < deadline:
+        key = random.choice(keys_to_use)
+        made = through_authorizer(create, _event("/api/holds", "/api/holds", key, HOLD_BODY))
+        if made["statusCode"] != 201:
+            raise RuntimeError(made["body"])
+        hold_id = json.loads(made["body"])["id"]
+        path = f"/api/holds/{hold_id}/settle"
+        settle_event = _event(path, "/api/holds/{id}/settle", key, SETTLE_BODY, hold_id)
+        settled = through_authorizer(settle, settle_event)
+        event_ctx = settle_event["requestContext"]["authorizer"]
+        if settled["statusCode"] != 201:
+            raise RuntimeError(f"{settled['body']} hold {hold_id} made {made['body']} settle ctx {event_ctx}")
+        done += 1
+    counts[index] = done
+
+
+def _process(url: str, keys_to_use: list[str], threads: int, start_at: float, seconds: float, queue) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    os.environ["DATABASE_URL"] = url
+    from common import BENCH_ENV  # type: ignore[import-not-found]
+
+    os.environ.update(BENCH_ENV)
+    from local_runner.server import LocalApiGateway
+
+    gateway = LocalApiGateway()
+    counts = [0] * threads
+    warm = [
+        threading.Thread(target=_caller, args=(gateway, keys_to_use, time.monotonic() + 0.3, counts, i))
+        for i in range(threads)
+    ]
+    for t in warm:
+        t.start()
+    for t in warm:
+        t.join()
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.monotonic() + seconds
+    workers = [
+        threading.Thread(target=_caller, args=(gateway, keys_to_use, deadline, counts, i)) for i in range(threads)
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    queue.put(sum(counts))
+
+
+def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds: float) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 4.0
+    procs = [
+        ctx.Process(target=_process, args=(url, keys_to_use, callers // processes, start_at, seconds, queue))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    total = sum(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join()
+    return total / seconds
+
+
+def pgbench_script(hot: bool) -> str:
+    """The statements the path sends for a pair: per request the authorizer's key lookup; the one-statement hold;
+    the settle's lookup, then the settle and its stored answer in a transaction."""
+    from echo_control.db import holds as hold_sql
+    from echo_control.db import keys as key_sql
+
+    pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
+    key = key_sql._ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
+        "%(count_hit)s", "true"
+    )
+    common = {
+        "user_id": "(SELECT user_id FROM bench_keys WHERE n = :n)",
+        "echo_app_id": "(SELECT app_id FROM bench_keys WHERE n = :n)",
+        "api_key_id": "(SELECT key_id FROM bench_keys WHERE n = :n)",
+    }
+    create = hold_sql._CREATE_HOLD
+    for name, sql in {**common, "amount": f"{HOLD_AMOUNT}::numeric", "ttl_seconds": "60"}.items():
+        create = create.replace(f"%({name})s", sql)
+    settle = hold_sql._SETTLE_HOLD
+    values = {
+        **common,
+        "hold_id": "':id'::uuid",
+        "cost": f"{SETTLE_COST}::numeric",
+        "provider_cost": f"{SETTLE_COST}::numeric",
+        "settle_hash": "'bench'",
+        "provider": "NULL::text",
+        "cache_read_tokens": "0",
+        "cache_write_tokens": "0",
+        "reasoning_tokens": "0",
+        "model": "'gpt-4o-mini'",
+        "input_tokens": "120",
+        "output_tokens": "40",
+        "total_tokens": "160",
+        "status": "'success'",
+        "metadata": "NULL::jsonb",
+    }
+    for name, sql in values.items():
+        settle = settle.replace(f"%({name})s", sql)
+    read_back = "SELECT * FROM holds WHERE id = ':id'::uuid AND user_id = (SELECT user_id FROM bench_keys WHERE n = :n)"
+    flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
+    return (
+        pick
+        + f"{flatten(key)};\n"
+        + f"{flatten(create).replace('hold.*', 'hold.id::text AS id')} \\gset\n"
+        + f"{flatten(key)};\n"
+        + f"{read_back};\n"
+        + "BEGIN;\n"
+        + f"{flatten(settle)};\n"
+        + "UPDATE holds SET settle_response = '{}'::jsonb WHERE id = ':id'::uuid;\n"
+        + "COMMIT;\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=4)
+    args = parser.parse_args()
+
+    url, admin = fresh_database("echo_bench_holds")
+    try:
+        holders = setup(args.users)
+        all_keys = [k for k, _ in holders]
+        print(f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds")
+        print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}")
+        for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
+            script = Path(tempfile.mkstemp(suffix=".sql")[1])
+            script.write_text(pgbench_script(hot))
+            ours_rates, bench_rates = [], []
+            for _ in range(args.rounds):
+                ours_rates.append(
+                    ours(url, all_keys[:1] if hot else all_keys, args.callers, args.processes, args.seconds)
+                )
+                bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
+            a, b = median(ours_rates), median(bench_rates)
+            print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
+            print(
+                f"{'':<28}{' '.join(f'{x:.0f}' for x in ours_rates):>15}{' '.join(f'{x:.0f}' for x in bench_rates):>15}"
+            )
+        print(f"after the run: {len(unreconciled_balances())} balances off, {len(held_mismatches())} held sums off")
+    finally:
+        from echo_control import db
+
+        db.discard_connection()
+        drop_database(admin, url)
+
+
+if __name__ == "__main__":
+    main()
