@@ -100,6 +100,7 @@ openapi: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/debits.py
+	$(BIN)/python bench/holds.py
 	$(BIN)/python bench/analytics.py
 
 clean:
