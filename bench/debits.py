@@ -164,9 +164,10 @@ def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds
 def pgbench_script(hot: bool) -> str:
     """The same two statements the path sends: the authorizer's key lookup and the one-statement debit."""
     from echo_control import db
+    from echo_control.db.keys import _ACTIVE_KEY_BY_HASH
 
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
-    key = db._ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
+    key = _ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
         "%(count_hit)s", "true"
     )
     values = {

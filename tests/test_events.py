@@ -19,6 +19,8 @@ EXPECTED_STATUS = {
     "create_echo_app": 201,
     "get_echo_app": 200,
     "update_echo_app": 200,
+    "get_app_prices": 200,
+    "put_app_prices": 200,
     "list_api_keys": 200,
     "create_api_key": 201,
     "revoke_api_key": 200,

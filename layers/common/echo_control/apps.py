@@ -3,10 +3,11 @@
 from typing import Any
 from uuid import UUID
 
-from echo_control import db, keys, ledger
+from echo_control import db, keys, ledger, pricing
 from echo_control.errors import NotFound
 from echo_control.identity import as_uuid
 from echo_control.models import (
+    AppPrices,
     EchoAppCreate,
     EchoAppCreated,
     EchoAppDetail,
@@ -14,6 +15,7 @@ from echo_control.models import (
     EchoAppOut,
     EchoAppUpdate,
     ModelUsage,
+    PriceOverride,
     SeedAppStats,
     SeedEchoApp,
     UsageTotals,
@@ -107,3 +109,43 @@ def update_app(user_id: UUID, app_id: str, body: EchoAppUpdate) -> EchoAppOut:
     if row is None:
         raise NotFound("Echo app not found")
     return to_out(row)
+
+
+# --- the app's own prices ----------------------------------------------------------------------------
+
+
+def _prices_out(allowed: list[str] | None, overrides: list[dict[str, Any]]) -> AppPrices:
+    return AppPrices(
+        allowed_models=allowed,
+        overrides=[
+            PriceOverride(
+                model=o["model"],
+                input_per_million=o["input_per_million"],
+                output_per_million=o["output_per_million"],
+                cache_read_per_million=o["cache_read_per_million"],
+                cache_write_per_million=o["cache_write_per_million"],
+            )
+            for o in overrides
+        ],
+    )
+
+
+def app_prices(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> AppPrices:
+    """The models the app allows and its own prices; an API key may read its own app's (another app is 404)."""
+    if key_app_id is not None and as_uuid(app_id) != key_app_id:
+        raise NotFound("Echo app not found")
+    row = owned_app(user_id, app_id)
+    return _prices_out(*db.app_prices(row["id"]))
+
+
+def set_app_prices(user_id: UUID, app_id: str, body: AppPrices) -> AppPrices:
+    """Replaces the app's allowed models and overrides as a whole, in one transaction: a call is priced either
+    entirely by the old prices or entirely by the new."""
+    parsed = as_uuid(app_id)
+    allowed = None if body.allowed_models is None else [(m, pricing.model_key(m)) for m in body.allowed_models]
+    overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
+    with db.transaction() as conn:
+        if parsed is None or db.lock_app_prices(conn, parsed, user_id) is None:
+            raise NotFound("Echo app not found")
+        db.replace_app_prices(conn, parsed, allowed, overrides)
+        return _prices_out(*db.app_prices(parsed, conn))

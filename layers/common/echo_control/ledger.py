@@ -12,10 +12,11 @@ from uuid import UUID
 import psycopg
 
 from echo_control import db, pricing
-from echo_control.errors import BadRequest, Conflict, NotFound, PaymentRequired
+from echo_control.errors import BadRequest, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
+    MAX_COST,
     AdjustmentOut,
     BalanceAdjust,
     BalanceOut,
@@ -110,28 +111,61 @@ def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorde
     return TransactionRecorded(**transaction.model_dump(), balance=row["balance"], transaction=transaction)
 
 
-def price_call(body: TransactionCreate, markup: Decimal) -> pricing.CostSplit:
-    """The call's cost split: a client-sent cost is the provider cost; otherwise the provider's price at this time."""
-    if body.cost is not None:
-        return pricing.CostSplit.of(body.cost, markup)
+def price_call(
+    body: TransactionCreate, markup: Decimal, prices: pricing.TokenPrices | None = None
+) -> pricing.CostSplit:
+    """The call's cost split. Its provider cost is the app's own price for the model if it has one, else the
+    client-sent cost, else the provider's price at this time; the app's markup comes on top."""
     tokens = pricing.TokenCounts(
         input=body.input_tokens,
         output=body.output_tokens,
         cache_read=body.cache_read_tokens,
         cache_write=body.cache_write_tokens,
     )
-    return pricing.CostSplit.of(pricing.provider_cost(body.model, tokens, body.provider), markup)
+    if prices is not None:
+        provider_cost = prices.cost(tokens)
+    elif body.cost is not None:
+        provider_cost = body.cost
+    else:
+        provider_cost = pricing.provider_cost(body.model, tokens, body.provider)
+    split = pricing.CostSplit.of(provider_cost, markup)
+    if split.cost > MAX_COST:
+        raise Unprocessable(
+            f"This call would cost {split.cost} USD, more than one call may cost ({MAX_COST})",
+            details={"cost": str(split.cost)},
+            code="cost_too_large",
+        )
+    return split
 
 
-def record_transaction(
-    who: Caller, body: TransactionCreate, idempotency_key: str | None
-) -> tuple[int, dict[str, Any], bool]:
-    """Records one LLM call and debits its cost exactly once.
+def app_prices_for(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> pricing.TokenPrices | None:
+    """The app's own price for the call's model, if it has one; a model the app does not allow is refused (403).
 
-    Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
-    split = price_call(body, who.app_markup or Decimal(1))
-    cost = split.cost
-    params = {
+    Only an app with prices of its own costs this query: the key lookup said whether it has any."""
+    if who.app_prices is False or who.echo_app_id is None:
+        return None
+    rules = db.price_rules(who.echo_app_id, pricing.model_key(body.model), conn)
+    if rules is None:
+        return None
+    if not rules["allowed"]:
+        raise Forbidden(
+            f"This app does not allow the model '{body.model}'",
+            details={"field": "model", "model": body.model},
+            code="model_not_allowed",
+        )
+    if rules["model"] is None:
+        return None
+    return pricing.TokenPrices(
+        input=rules["input_per_million"],
+        output=rules["output_per_million"],
+        cache_read=rules["cache_read_per_million"],
+        cache_write=rules["cache_write_per_million"],
+    )
+
+
+def _debit_params(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> dict[str, Any]:
+    split = price_call(body, who.app_markup or Decimal(1), app_prices_for(who, body, conn))
+    return {
         "user_id": who.user_id,
         "echo_app_id": who.echo_app_id,
         "api_key_id": who.api_key_id,
@@ -143,15 +177,25 @@ def record_transaction(
         "cache_write_tokens": body.cache_write_tokens,
         "reasoning_tokens": body.reasoning_tokens,
         "total_tokens": body.total_tokens if body.total_tokens is not None else body.input_tokens + body.output_tokens,
-        "cost": cost,
+        "cost": split.cost,
         "markup_amount": split.markup_amount,
         "status": body.status,
         "metadata": body.metadata,
     }
+
+
+def record_transaction(
+    who: Caller, body: TransactionCreate, idempotency_key: str | None
+) -> tuple[int, dict[str, Any], bool]:
+    """Records one LLM call and debits its cost exactly once.
+
+    Returns (status, response body, replayed). Without enough balance nothing is recorded (402); nor for a model
+    the app does not allow (403), or one nobody can price (422)."""
     if idempotency_key is None:
+        params = _debit_params(who, body)
         row = db.record_debit(db.connection(), params)
         if row is None:
-            raise _insufficient(cost)
+            raise _insufficient(params["cost"])
         return 201, _recorded(params, row).model_dump(mode="json"), False
 
     request_hash = _request_hash(body)
@@ -161,9 +205,11 @@ def record_transaction(
             if prior["request_hash"] != request_hash:
                 raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
             return prior["status_code"], prior["response"], True
+        # Priced after the claim: a retry replays what was recorded, even if the app's prices changed since.
+        params = _debit_params(who, body, conn)
         row = db.record_debit(conn, params)
         if row is None:
-            raise _insufficient(cost)  # leaving the block rolls back the claim: a later retry may succeed
+            raise _insufficient(params["cost"])  # leaving the block rolls back the claim: a later retry may succeed
         response = _recorded(params, row).model_dump(mode="json")
         db.store_idempotent_response(conn, who.user_id, idempotency_key, 201, response)
     return 201, response, False

@@ -30,6 +30,7 @@ from echo_control.db.payments import (
     set_payment_session,
     update_payment,
 )
+from echo_control.db.prices import app_prices, lock_app_prices, price_rules, replace_app_prices
 from echo_control.db.transactions import transactions_page
 from echo_control.db.users import set_user_clerk_id, user_by_email, user_by_id, user_for_clerk_id
 
@@ -42,6 +43,7 @@ __all__ = [
     "adjustments_total",
     "api_keys_for_user",
     "app_for_owner",
+    "app_prices",
     "apply_entry",
     "apply_migrations",
     "apps_with_totals",
@@ -53,12 +55,15 @@ __all__ = [
     "insert_app",
     "insert_flash",
     "insert_payment",
+    "lock_app_prices",
     "lock_balance",
     "lock_payment",
     "payment_by_id",
     "payments_for_user",
+    "price_rules",
     "record_debit",
     "record_stripe_event",
+    "replace_app_prices",
     "revoke_api_key",
     "set_payment_session",
     "set_user_clerk_id",

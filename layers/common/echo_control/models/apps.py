@@ -2,17 +2,20 @@
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from echo_control.models.base import (
+    MAX_PRICED_MODELS,
     CamelModel,
     Description,
     Flag,
     Markup,
     Name,
+    PerMillion,
+    PricedModelName,
     RequestModel,
 )
 from echo_control.models.keys import ApiKeyOut
@@ -108,3 +111,50 @@ class UsageOut(CamelModel):
     totals: UsageTotals
     by_model: list[ModelUsage]
     by_day: list[DayUsage]
+
+
+# --- an app's own prices -----------------------------------------------------------------------------
+
+
+class PriceOverride(RequestModel):
+    """The app's price for one model, USD per million tokens; a cache price left null charges those tokens at the
+    input price."""
+
+    model: PricedModelName
+    input_per_million: PerMillion
+    output_per_million: PerMillion
+    cache_read_per_million: PerMillion | None = None
+    cache_write_per_million: PerMillion | None = None
+
+
+def _distinct(names: list[str]) -> list[str]:
+    from echo_control import pricing
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = pricing.model_key(name)
+        if key in seen:
+            raise ValueError(
+                f"'{name}' is the same model as '{seen[key]}' (names match without case or a provider prefix)"
+            )
+        seen[key] = name
+    return names
+
+
+class AppPrices(RequestModel):
+    """What an app allows and charges: `allowedModels` null allows every model; overrides win over the
+    genai-prices data and price models it does not know (a fine-tune)."""
+
+    allowed_models: Annotated[list[PricedModelName], Field(max_length=MAX_PRICED_MODELS)] | None = None
+    overrides: Annotated[list[PriceOverride], Field(max_length=MAX_PRICED_MODELS)] = []
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _distinct_allowed(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else _distinct(names)
+
+    @field_validator("overrides")
+    @classmethod
+    def _distinct_overrides(cls, overrides: list[PriceOverride]) -> list[PriceOverride]:
+        _distinct([o.model for o in overrides])
+        return overrides

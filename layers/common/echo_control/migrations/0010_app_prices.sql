@@ -1,0 +1,25 @@
+-- depends: 0008_cost_split
+-- An app's own prices: the models it allows (NULL: every model) and per-model prices that win over the
+-- genai-prices data. Names are kept as the owner typed them for display; matching uses their key, the name
+-- lower-cased without a provider prefix ("OpenAI/GPT-4o" → "gpt-4o"), as pricing matches a call's model.
+
+ALTER TABLE echo_apps
+    ADD COLUMN allowed_models     text[],
+    ADD COLUMN allowed_model_keys text[],
+    ADD CONSTRAINT echo_apps_allowed_models_keyed CHECK (
+        (allowed_models IS NULL) = (allowed_model_keys IS NULL)
+        AND cardinality(allowed_models) = cardinality(allowed_model_keys)
+        AND cardinality(allowed_models) <= 500
+    );
+
+CREATE TABLE app_model_prices (
+    echo_app_id             uuid NOT NULL REFERENCES echo_apps (id) ON DELETE CASCADE,
+    model_key               text NOT NULL CHECK (length(model_key) BETWEEN 1 AND 200),
+    model                   text NOT NULL CHECK (length(model) BETWEEN 1 AND 200),
+    -- USD per million tokens; a NULL cache price charges those tokens at the input price
+    input_per_million       numeric(11, 6) NOT NULL CHECK (input_per_million BETWEEN 0 AND 10000),
+    output_per_million      numeric(11, 6) NOT NULL CHECK (output_per_million BETWEEN 0 AND 10000),
+    cache_read_per_million  numeric(11, 6) CHECK (cache_read_per_million BETWEEN 0 AND 10000),
+    cache_write_per_million numeric(11, 6) CHECK (cache_write_per_million BETWEEN 0 AND 10000),
+    PRIMARY KEY (echo_app_id, model_key)
+);
