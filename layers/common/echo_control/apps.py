@@ -30,6 +30,8 @@ def totals_from(row: dict[str, Any]) -> UsageTotals:
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         total_tokens=row["total_tokens"],
+        provider_cost=row["cost"] - row["markup_amount"],
+        markup_amount=row["markup_amount"],
         cost=row["cost"],
     )
 
@@ -76,13 +78,7 @@ def app_details(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> E
         raise NotFound("Echo app not found")
     row = owned_app(user_id, app_id)
     by_model = [ModelUsage(model=r["model"], **totals_from(r).model_dump()) for r in db.usage_by_model(row["id"])]
-    totals = UsageTotals(
-        calls=sum(m.calls for m in by_model),
-        input_tokens=sum(m.input_tokens for m in by_model),
-        output_tokens=sum(m.output_tokens for m in by_model),
-        total_tokens=sum(m.total_tokens for m in by_model),
-        cost=sum((m.cost for m in by_model), start=UsageTotals().cost),
-    )
+    totals = UsageTotals.sum(by_model)
     recent = ledger.app_transactions(row["id"], limit=RECENT_TRANSACTIONS)
     app = to_out(row, totals)
     stats = SeedAppStats(

@@ -1,5 +1,6 @@
 """Echo apps, their usage, and who is calling."""
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,7 +28,21 @@ class UsageTotals(CamelModel):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
-    cost: Decimal = Decimal(0)
+    provider_cost: Decimal = Decimal(0)  # the price of the tokens
+    markup_amount: Decimal = Decimal(0)  # the app owner's share
+    cost: Decimal = Decimal(0)  # what users paid: providerCost + markupAmount
+
+    @classmethod
+    def sum(cls, rows: "Sequence[UsageTotals]") -> "UsageTotals":
+        return cls(
+            calls=sum(r.calls for r in rows),
+            input_tokens=sum(r.input_tokens for r in rows),
+            output_tokens=sum(r.output_tokens for r in rows),
+            total_tokens=sum(r.total_tokens for r in rows),
+            provider_cost=sum((r.provider_cost for r in rows), start=Decimal(0)),
+            markup_amount=sum((r.markup_amount for r in rows), start=Decimal(0)),
+            cost=sum((r.cost for r in rows), start=Decimal(0)),
+        )
 
 
 class ModelUsage(UsageTotals):
