@@ -44,6 +44,8 @@ EXPECTED_STATUS = {
     "create_app_page": 303,
     "show_app": 200,
     "create_key_page": 303,
+    "set_prices_page": 303,
+    "show_models": 200,
     "revoke_key_page": 303,
     "show_balance": 200,
     "adjust_balance_page": 303,

@@ -1,5 +1,6 @@
 """Echo apps: create, list with usage totals, details, update; each visible only to its owner."""
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -137,11 +138,18 @@ def app_prices(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> Ap
 def set_app_prices(user_id: UUID, app_id: str, body: AppPrices) -> AppPrices:
     """Replaces the app's allowed models and overrides as a whole, in one transaction: a call is priced either
     entirely by the old prices or entirely by the new."""
+    return edit_app_prices(user_id, app_id, lambda _: body)
+
+
+def edit_app_prices(user_id: UUID, app_id: str | UUID, edit: Callable[[AppPrices], AppPrices]) -> AppPrices:
+    """Changes the app's prices in one transaction holding the app's lock: `edit` gets the prices as they are and
+    returns them as they should be (the dashboard's forms change one part and keep the rest)."""
     parsed = as_uuid(app_id)
-    allowed = None if body.allowed_models is None else [(m, pricing.model_key(m)) for m in body.allowed_models]
-    overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
     with db.transaction() as conn:
         if parsed is None or db.lock_app_prices(conn, parsed, user_id) is None:
             raise NotFound("Echo app not found")
+        body = edit(_prices_out(*db.app_prices(parsed, conn)))
+        allowed = None if body.allowed_models is None else [(m, pricing.model_key(m)) for m in body.allowed_models]
+        overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
         db.replace_app_prices(conn, parsed, allowed, overrides)
         return _prices_out(*db.app_prices(parsed, conn))

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from echo_control.models.base import (
     MAX_PRICED_MODELS,
@@ -149,8 +150,10 @@ def _distinct(names: list[str]) -> list[str]:
     for name in names:
         key = pricing.model_key(name)
         if key in seen:
-            raise ValueError(
-                f"'{name}' is the same model as '{seen[key]}' (names match without case or a provider prefix)"
+            raise PydanticCustomError(
+                "duplicate_model",
+                "'{name}' is the same model as '{first}' (names match without case or a provider prefix)",
+                {"name": name, "first": seen[key]},
             )
         seen[key] = name
     return names
