@@ -285,19 +285,35 @@ def test_a_call_priced_past_the_largest_cost_is_422_and_writes_nothing(funded: K
     assert transactions_of(funded) == []
 
 
-def test_the_key_lookup_says_whether_the_app_has_prices_of_its_own(key_holder: KeyHolder) -> None:
-    """A debit for an app without prices of its own sends no query for them: the authorizer's key lookup says so."""
+def test_the_key_lookup_reads_the_version_of_the_apps_prices(key_holder: KeyHolder) -> None:
+    """A debit for an app that never had prices of its own sends no query for them (version 0); one whose prices
+    changed since its function last loaded them loads them again: each change applies from the next call on."""
 
-    def app_prices() -> str:
-        return auth.authenticate(f"Bearer {key_holder.key}")["appPrices"]
+    def version() -> str:
+        return auth.authenticate(f"Bearer {key_holder.key}")["appPricesVersion"]
 
-    assert app_prices() == "false"
+    assert version() == "0"
     put_prices(key_holder, {"allowedModels": ["gpt-4o"]})
-    assert app_prices() == "true"
+    assert version() == "1"
     put_prices(key_holder, {"overrides": [OVERRIDE]})
-    assert app_prices() == "true"
     put_prices(key_holder, {})
-    assert app_prices() == "false"
+    assert version() == "3"
+    refused = key_holder.session.call("PUT", prices_path(key_holder.app), {"allowedModels": ["a", "A"]})
+    assert refused.status == 422 and version() == "3"  # a refused change is no change
+
+
+def test_every_change_applies_from_the_next_call_in_every_function(funded: KeyHolder) -> None:
+    """Calls alternate with changes; each call sees the change just before it, though the function keeps what it
+    loaded (a stale copy would price or refuse by the previous version)."""
+    call = {"model": "gpt-4o", "inputTokens": 100_000, "outputTokens": 0}
+    for price in ("1", "2", "3"):
+        put_prices(funded, {"overrides": [{**OVERRIDE, "inputPerMillion": price}]})
+        for _ in range(2):  # the second call is priced from what the function kept
+            assert funded.call("POST", "/api/transactions", call).body["cost"] == f"0.{price}00000"
+    put_prices(funded, {"allowedModels": ["gpt-4o-mini"]})
+    assert funded.call("POST", "/api/transactions", call).error_code == "model_not_allowed"
+    put_prices(funded, {})
+    assert funded.call("POST", "/api/transactions", call).body["cost"] == "0.250000"  # the price list's again
 
 
 def test_rules_of_one_app_do_not_touch_another(funded: KeyHolder) -> None:
@@ -308,14 +324,7 @@ def test_rules_of_one_app_do_not_touch_another(funded: KeyHolder) -> None:
         "POST", "/api/transactions", other_key, {"model": "gpt-4o", "inputTokens": 1000, "outputTokens": 0}
     )
     assert reply.status == 201 and reply.body["cost"] == "0.002500"
-    assert db.price_rules(uuid.UUID(other["id"]), "gpt-4o") == {
-        "allowed": True,
-        "model": None,
-        "input_per_million": None,
-        "output_per_million": None,
-        "cache_read_per_million": None,
-        "cache_write_per_million": None,
-    }
+    assert db.price_rules(uuid.UUID(other["id"]))["version"] == 0
 
 
 # --- the arithmetic ------------------------------------------------------------------------------------

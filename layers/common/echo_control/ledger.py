@@ -138,29 +138,49 @@ def price_call(
     return split
 
 
+# An app's own prices as this function last loaded them, by app; a key lookup that reads a newer version than the
+# one kept here loads them again, so a change applies from the next call on. Bounded: cleared when full.
+_APP_RULES: dict[UUID, pricing.AppRules] = {}
+APP_RULES_KEPT = 1000
+
+
+def _app_rules(app_id: UUID, version: int | None, conn: db.Conn | None) -> pricing.AppRules | None:
+    kept = _APP_RULES.get(app_id)
+    if kept is not None and version is not None and kept.version >= version:
+        return kept
+    row = db.price_rules(app_id, conn)
+    if row is None:
+        return None
+    prices = zip(row["inputs"], row["outputs"], row["cache_reads"], row["cache_writes"], strict=False)
+    rules = pricing.AppRules(
+        version=row["version"],
+        allowed=None if row["allowed_model_keys"] is None else frozenset(row["allowed_model_keys"]),
+        overrides={key: pricing.TokenPrices(*p) for key, p in zip(row["model_keys"], prices, strict=False)},
+    )
+    if len(_APP_RULES) >= APP_RULES_KEPT:
+        _APP_RULES.clear()
+    _APP_RULES[app_id] = rules
+    return rules
+
+
 def app_prices_for(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> pricing.TokenPrices | None:
     """The app's own price for the call's model, if it has one; a model the app does not allow is refused (403).
 
-    Only an app with prices of its own costs this query: the key lookup said whether it has any."""
-    if who.app_prices is False or who.echo_app_id is None:
+    An app that never had prices of its own costs nothing here (the key lookup says so); one that has them costs a
+    query when they changed since this function last loaded them."""
+    if who.echo_app_id is None or who.app_prices_version == 0:
         return None
-    rules = db.price_rules(who.echo_app_id, pricing.model_key(body.model), conn)
+    rules = _app_rules(who.echo_app_id, who.app_prices_version, conn)
     if rules is None:
         return None
-    if not rules["allowed"]:
+    key = pricing.model_key(body.model)
+    if not rules.allows(key):
         raise Forbidden(
             f"This app does not allow the model '{body.model}'",
             details={"field": "model", "model": body.model},
             code="model_not_allowed",
         )
-    if rules["model"] is None:
-        return None
-    return pricing.TokenPrices(
-        input=rules["input_per_million"],
-        output=rules["output_per_million"],
-        cache_read=rules["cache_read_per_million"],
-        cache_write=rules["cache_write_per_million"],
-    )
+    return rules.overrides.get(key)
 
 
 def _debit_params(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> dict[str, Any]:

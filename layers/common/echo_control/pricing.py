@@ -86,6 +86,18 @@ class TokenPrices:
         return (total + tokens.output * self.output) / MILLION
 
 
+@dataclass(frozen=True)
+class AppRules:
+    """An app's own prices at one version: the model keys it allows (None: every model), and its overrides."""
+
+    version: int
+    allowed: frozenset[str] | None
+    overrides: dict[str, TokenPrices]
+
+    def allows(self, key: str) -> bool:
+        return self.allowed is None or key in self.allowed
+
+
 def model_key(model: str) -> str:
     """How an app's allowed models and overrides match a call's model: without case and without a provider
     prefix ("OpenAI/GPT-4o" is "gpt-4o"), the prefixes pricing strips before looking a model up."""

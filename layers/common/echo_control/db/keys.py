@@ -52,13 +52,11 @@ def revoke_api_key(key_id: UUID, user_id: UUID) -> Row | None:
 
 
 # Touching last_used_at at most once a minute keeps the hot path from writing the key row every call.
-# The same round trip counts the request in the key's one-minute rate window (when asked to), and says whether the
-# key's app has prices of its own (only then does a debit look them up).
+# The same round trip counts the request in the key's one-minute rate window (when asked to), and reads the version
+# of the app's own prices (a debit looks them up only if the app has any, and only after they change).
 _ACTIVE_KEY_BY_HASH = """
 WITH key AS (
-    SELECT k.id, k.user_id, k.echo_app_id, k.last_used_at, u.email, u.role, a.markup,
-           a.allowed_models IS NOT NULL OR EXISTS (SELECT FROM app_model_prices p WHERE p.echo_app_id = a.id)
-               AS app_prices
+    SELECT k.id, k.user_id, k.echo_app_id, k.last_used_at, u.email, u.role, a.markup, a.prices_version
     FROM api_keys k JOIN users u ON u.id = k.user_id JOIN echo_apps a ON a.id = k.echo_app_id
     WHERE k.key_hash = %(hash)s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
       AND a.is_active
@@ -74,7 +72,7 @@ WITH key AS (
     DELETE FROM rate_limit_windows
     WHERE %(count_hit)s AND api_key_id = (SELECT id FROM key) AND window_start < date_trunc('minute', now())
 )
-SELECT key.id, key.user_id, key.echo_app_id, key.email, key.role, key.markup, key.app_prices,
+SELECT key.id, key.user_id, key.echo_app_id, key.email, key.role, key.markup, key.prices_version,
        COALESCE(hit.hits, 0) AS hits,
        ceil(EXTRACT(EPOCH FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int AS retry_after
 FROM key LEFT JOIN hit ON true

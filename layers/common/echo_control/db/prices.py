@@ -52,7 +52,8 @@ def replace_app_prices(
     """Inside the caller's transaction (holding lock_app_prices): the allowed models as (model, key) pairs, or None
     for every model, and the overrides (model_key, model and the four prices) instead of what was there."""
     conn.execute(
-        "UPDATE echo_apps SET allowed_models = %s, allowed_model_keys = %s, updated_at = now() WHERE id = %s",
+        "UPDATE echo_apps SET allowed_models = %s, allowed_model_keys = %s, prices_version = prices_version + 1, "
+        "updated_at = now() WHERE id = %s",
         [
             None if allowed is None else [model for model, _ in allowed],
             None if allowed is None else [key for _, key in allowed],
@@ -75,15 +76,19 @@ def replace_app_prices(
         )
 
 
-# On the metering path, for an app with prices of its own: one primary-key probe says whether the app allows the
-# call's model and what the app charges for it.
-_PRICE_RULES = f"""
-SELECT a.allowed_model_keys IS NULL OR %(key)s = ANY (a.allowed_model_keys) AS allowed, {_PRICE_COLUMNS}
-FROM echo_apps a LEFT JOIN app_model_prices p ON p.echo_app_id = a.id AND p.model_key = %(key)s
+# On the metering path, for an app with prices of its own: all of them in one query (parallel arrays), which a
+# function keeps until the app's prices_version moves.
+_PRICE_RULES = """
+SELECT a.prices_version AS version, a.allowed_model_keys,
+       COALESCE(array_agg(p.model_key) FILTER (WHERE p.model_key IS NOT NULL), '{}') AS model_keys,
+       array_agg(p.input_per_million) AS inputs, array_agg(p.output_per_million) AS outputs,
+       array_agg(p.cache_read_per_million) AS cache_reads, array_agg(p.cache_write_per_million) AS cache_writes
+FROM echo_apps a LEFT JOIN app_model_prices p ON p.echo_app_id = a.id
 WHERE a.id = %(app_id)s
+GROUP BY a.id
 """
 
 
-def price_rules(app_id: UUID, model_key: str, conn: Conn | None = None) -> Row | None:
-    """Whether the app allows the model with this key, and its override's prices (None where it has none)."""
-    return (conn or connection()).execute(_PRICE_RULES, {"app_id": app_id, "key": model_key}).fetchone()
+def price_rules(app_id: UUID, conn: Conn | None = None) -> Row | None:
+    """The app's prices_version, allowed model keys (None: every model) and overrides as parallel arrays."""
+    return (conn or connection()).execute(_PRICE_RULES, {"app_id": app_id}).fetchone()

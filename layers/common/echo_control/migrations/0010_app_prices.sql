@@ -2,10 +2,13 @@
 -- An app's own prices: the models it allows (NULL: every model) and per-model prices that win over the
 -- genai-prices data. Names are kept as the owner typed them for display; matching uses their key, the name
 -- lower-cased without a provider prefix ("OpenAI/GPT-4o" → "gpt-4o"), as pricing matches a call's model.
+-- prices_version counts the changes (0: never set): the key lookup reads it, so a debit can use the app's
+-- prices as its function last loaded them, and loads them again only after a change.
 
 ALTER TABLE echo_apps
     ADD COLUMN allowed_models     text[],
     ADD COLUMN allowed_model_keys text[],
+    ADD COLUMN prices_version     bigint NOT NULL DEFAULT 0,
     ADD CONSTRAINT echo_apps_allowed_models_keyed CHECK (
         (allowed_models IS NULL) = (allowed_model_keys IS NULL)
         AND cardinality(allowed_models) = cardinality(allowed_model_keys)
