@@ -1,5 +1,6 @@
 """Debits per second through the real authorizer and RecordTransaction handler, against pgbench running the
-same SQL on the same server, side by side: (a) many users, (b) one hot user with 16 concurrent callers.
+same SQL on the same server, side by side: (a) many users, (b) one hot user with 16 concurrent callers, (c) many
+users whose apps have prices of their own (allowed models and an override).
 
     python bench/debits.py [--seconds 8] [--rounds 3] [--users 200] [--callers 16] [--processes 4]
 
@@ -161,13 +162,41 @@ def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds
     return total / seconds
 
 
-def pgbench_script(hot: bool) -> str:
-    """The same two statements the path sends: the authorizer's key lookup and the one-statement debit."""
+def give_apps_prices() -> None:
+    """Every bench app allows two models and prices the called one itself, at the price list's price (so the debit
+    is the same): each debit then checks the model and prices it from the app's prices."""
     from echo_control import db
-    from echo_control.db import keys as key_sql
+
+    with db.transaction() as conn:
+        app_ids = [row["app_id"] for row in conn.execute("SELECT app_id FROM bench_keys").fetchall()]
+        for app_id in app_ids:
+            db.replace_app_prices(
+                conn,
+                app_id,
+                [("gpt-4o-mini", "gpt-4o-mini"), ("gpt-4o", "gpt-4o")],
+                [OVERRIDE],
+            )
+    db.discard_connection()
+
+
+OVERRIDE = {
+    "model_key": "gpt-4o-mini",
+    "model": "gpt-4o-mini",
+    "input_per_million": Decimal("0.15"),
+    "output_per_million": Decimal("0.60"),
+    "cache_read_per_million": None,
+    "cache_write_per_million": None,
+}
+
+
+def pgbench_script(hot: bool) -> str:
+    """The same statements the path sends: the authorizer's key lookup and the one-statement debit. With prices of
+    its own, an app's prices are loaded once per function and version, not per call: the statements stay these."""
+    from echo_control import db
+    from echo_control.db.keys import _ACTIVE_KEY_BY_HASH
 
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
-    key = key_sql._ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
+    key = _ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
         "%(count_hit)s", "true"
     )
     values = {
@@ -209,7 +238,11 @@ def main() -> None:
         all_keys = [k for k, _ in holders]
         print(f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians")
         print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}")
-        for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
+        cases = (("(a) many users", False, False), ("(b) one hot user", True, False))
+        cases += (("(c) many users, app prices", False, True),)
+        for label, hot, priced in cases:
+            if priced:
+                give_apps_prices()
             script = Path(tempfile.mkstemp(suffix=".sql")[1])
             script.write_text(pgbench_script(hot))
             ours_rates, bench_rates = [], []

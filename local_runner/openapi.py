@@ -71,6 +71,9 @@ def _limits() -> str:
             f"- payments {models.MIN_PAYMENT} to {models.MAX_PAYMENT:,} USD; adjustments up to "
             f"{models.MAX_ADJUSTMENT:,} USD",
             f"- pages of at most {models.MAX_PAGE_SIZE} transactions (default {models.DEFAULT_PAGE_SIZE})",
+            f"- an app's prices: at most {models.MAX_PRICED_MODELS} allowed models and {models.MAX_PRICED_MODELS} "
+            f"overrides, model names of {models.MAX_PRICED_MODEL_LENGTH} characters, 0 to "
+            f"{models.MAX_PER_MILLION:,} USD per million tokens",
             "- per API key: ECHO_RATE_LIMIT_PER_MINUTE requests a minute (600 by default), then 429 with "
             "Retry-After; API Gateway throttles each stage as well",
         ]

@@ -44,6 +44,8 @@ def test_usage_by_model_and_by_day_with_totals(key_holder: KeyHolder) -> None:
         "inputTokens": 4500,
         "outputTokens": 800,
         "totalTokens": 5300,
+        "providerCost": "0.031000",
+        "markupAmount": "0.000000",
         "cost": "0.031000",
     }
     assert [(m["model"], m["calls"], m["cost"]) for m in usage["byModel"]] == [
@@ -122,6 +124,42 @@ def test_csv_export_pages_through_history(key_holder: KeyHolder, monkeypatch: py
     assert "X-Next-Cursor" not in rest.headers
     none = session.call("GET", "/api/transactions/export", query={"from": "2999-01-01T00:00:00Z"})
     assert none.body.strip() == ",".join(analytics.CSV_COLUMNS)
+
+
+def test_the_markup_split_shows_wherever_cost_totals_do(api: Api, user) -> None:
+    app = user.create_app("Marked up", markup="1.25")
+    key = user.create_key(app["id"])["key"]
+    credit(user.user["id"], "10")
+    for model, cost in (("gpt-4o", "0.010000"), ("gpt-4o", "0.000003"), ("gpt-4o-mini", "0.002000")):
+        body = {"model": model, "inputTokens": 1, "outputTokens": 1, "cost": cost}
+        assert api.call("POST", "/api/transactions", key, body).status == 201
+    # markups 0.002500, 0.000001 (0.00000075 rounded half-up) and 0.000500
+    split = {"providerCost": "0.012003", "markupAmount": "0.003001", "cost": "0.015004"}
+    usage = user.call("GET", f"/api/echo-apps/{app['id']}/usage").body
+    assert {k: usage["totals"][k] for k in split} == split
+    assert [(m["model"], m["providerCost"], m["markupAmount"], m["cost"]) for m in usage["byModel"]] == [
+        ("gpt-4o", "0.010003", "0.002501", "0.012504"),
+        ("gpt-4o-mini", "0.002000", "0.000500", "0.002500"),
+    ]
+    assert {k: usage["byDay"][0][k] for k in split} == split
+    detail = user.call("GET", f"/api/echo-apps/{app['id']}").body
+    assert {k: detail["totals"][k] for k in split} == split
+    assert {k: detail["usageByModel"][0][k] for k in split} == {
+        "providerCost": "0.010003",
+        "markupAmount": "0.002501",
+        "cost": "0.012504",
+    }
+    [listed] = [a for a in user.call("GET", "/api/echo-apps").body["echoApps"] if a["id"] == app["id"]]
+    assert {k: listed["totals"][k] for k in split} == split
+    for path in ("/api/transactions/export", f"/apps/{app['id']}/transactions.csv"):
+        reply = user.call("GET", path, headers={"Cookie": f"echo_session={user.token}"}, query={"echoAppId": app["id"]})
+        rows = list(csv.DictReader(io.StringIO(reply.body)))
+        assert list(rows[0]) == analytics.CSV_COLUMNS
+        assert [(r["providerCost"], r["markupAmount"], r["cost"]) for r in rows] == [
+            ("0.002000", "0.000500", "0.002500"),
+            ("0.000003", "0.000001", "0.000004"),
+            ("0.010000", "0.002500", "0.012500"),
+        ]
 
 
 @pytest.mark.parametrize("model", ["+1-2", "-2+3", "@cmd"])  # what model names may start with

@@ -9,7 +9,15 @@ def test_create_list_get_and_update_an_app(user) -> None:
     app = user.create_app("Chatbot", description="  answers questions  ", markup="1.5")
     assert app["name"] == "Chatbot" and app["description"] == "answers questions"
     assert app["markup"] == "1.5000" and app["isActive"] is True
-    assert app["totals"] == {"calls": 0, "inputTokens": 0, "outputTokens": 0, "totalTokens": 0, "cost": "0"}
+    assert app["totals"] == {
+        "calls": 0,
+        "inputTokens": 0,
+        "outputTokens": 0,
+        "totalTokens": 0,
+        "providerCost": "0",
+        "markupAmount": "0",
+        "cost": "0",
+    }
 
     listed = user.call("GET", "/api/echo-apps").body["echoApps"]
     assert [a["id"] for a in listed] == [app["id"]]

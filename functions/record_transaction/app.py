@@ -19,6 +19,7 @@ app = make_resolver()
     responses={
         201: {"description": "Recorded", "content": {"application/json": {"model": TransactionRecorded}}},
         402: {"description": "The balance does not cover the cost; nothing is recorded"},
+        403: {"description": "The app does not allow this model (model_not_allowed), or the caller is not an API key"},
         409: {"description": "This Idempotency-Key was used with a different request"},
     },
 )

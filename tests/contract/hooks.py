@@ -50,6 +50,24 @@ def map_case(context: Any, case: Any) -> Any:
                 body["cacheReadTokens"], body["cacheWriteTokens"] = int(inputs), 0
             if isinstance(outputs, int | float) and body.get("reasoningTokens", 0) > outputs:
                 body["reasoningTokens"] = int(outputs)
+        if path.endswith("/prices"):
+            # names that match the same model (without case or a provider prefix) are refused as duplicates
+            if isinstance(body.get("allowedModels"), list):
+                body["allowedModels"] = _distinct(body["allowedModels"], lambda name: name)
+            if isinstance(body.get("overrides"), list):
+                body["overrides"] = _distinct(body["overrides"], lambda override: override.get("model", ""))
         if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
             body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case
+
+
+def _distinct(items: list[Any], name_of: Any) -> list[Any]:
+    """The items whose model names differ by more than case and a prefix up to a slash (a provider's, or more)."""
+    seen, kept = set(), []
+    for item in items:
+        name = name_of(item)
+        key = name.strip().lower().rsplit("/", 1)[-1] if isinstance(name, str) else name
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept

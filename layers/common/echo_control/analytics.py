@@ -15,17 +15,19 @@ EXPORT_PAGE_ROWS = 1000
 EXPORT_MAX_ROWS = 50_000  # per request; X-Next-Cursor continues (keeps a response under Lambda's 6 MB)
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such text gets a leading '.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-CSV_COLUMNS = ["id", "createdAt", "echoAppId", "model", "status", "inputTokens", "outputTokens", "totalTokens", "cost"]
-
-
-def _sum(rows: list[UsageTotals]) -> UsageTotals:
-    return UsageTotals(
-        calls=sum(r.calls for r in rows),
-        input_tokens=sum(r.input_tokens for r in rows),
-        output_tokens=sum(r.output_tokens for r in rows),
-        total_tokens=sum(r.total_tokens for r in rows),
-        cost=sum((r.cost for r in rows), start=UsageTotals().cost),
-    )
+CSV_COLUMNS = [
+    "id",
+    "createdAt",
+    "echoAppId",
+    "model",
+    "status",
+    "inputTokens",
+    "outputTokens",
+    "totalTokens",
+    "providerCost",
+    "markupAmount",
+    "cost",
+]
 
 
 def day_of(bound: date | datetime | None) -> date | None:
@@ -65,7 +67,7 @@ def app_usage(user_id: UUID, app_id: str, since: date | datetime | None, until: 
         echo_app_id=str(app["id"]),
         since=since,
         until=until,
-        totals=_sum(list(by_model)),
+        totals=UsageTotals.sum(by_model),
         by_model=by_model,
         by_day=by_day,
     )
@@ -112,6 +114,8 @@ def export_csv(
                 t.input_tokens,
                 t.output_tokens,
                 t.total_tokens,
+                t.provider_cost,
+                t.markup_amount,
                 t.cost,
             ]
             writer.writerow([spreadsheet_safe(cell) for cell in row])

@@ -1,12 +1,14 @@
 """Echo apps: create, list with usage totals, details, update; each visible only to its owner."""
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from echo_control import db, keys, ledger
+from echo_control import db, keys, ledger, pricing
 from echo_control.errors import NotFound
 from echo_control.identity import as_uuid
 from echo_control.models import (
+    AppPrices,
     EchoAppCreate,
     EchoAppCreated,
     EchoAppDetail,
@@ -14,6 +16,7 @@ from echo_control.models import (
     EchoAppOut,
     EchoAppUpdate,
     ModelUsage,
+    PriceOverride,
     SeedAppStats,
     SeedEchoApp,
     UsageTotals,
@@ -28,6 +31,8 @@ def totals_from(row: dict[str, Any]) -> UsageTotals:
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         total_tokens=row["total_tokens"],
+        provider_cost=row["cost"] - row["markup_amount"],
+        markup_amount=row["markup_amount"],
         cost=row["cost"],
     )
 
@@ -74,13 +79,7 @@ def app_details(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> E
         raise NotFound("Echo app not found")
     row = owned_app(user_id, app_id)
     by_model = [ModelUsage(model=r["model"], **totals_from(r).model_dump()) for r in db.usage_by_model(row["id"])]
-    totals = UsageTotals(
-        calls=sum(m.calls for m in by_model),
-        input_tokens=sum(m.input_tokens for m in by_model),
-        output_tokens=sum(m.output_tokens for m in by_model),
-        total_tokens=sum(m.total_tokens for m in by_model),
-        cost=sum((m.cost for m in by_model), start=UsageTotals().cost),
-    )
+    totals = UsageTotals.sum(by_model)
     recent = ledger.app_transactions(row["id"], limit=RECENT_TRANSACTIONS)
     app = to_out(row, totals)
     stats = SeedAppStats(
@@ -107,3 +106,50 @@ def update_app(user_id: UUID, app_id: str, body: EchoAppUpdate) -> EchoAppOut:
     if row is None:
         raise NotFound("Echo app not found")
     return to_out(row)
+
+
+# --- the app's own prices ----------------------------------------------------------------------------
+
+
+def _prices_out(allowed: list[str] | None, overrides: list[dict[str, Any]]) -> AppPrices:
+    return AppPrices(
+        allowed_models=allowed,
+        overrides=[
+            PriceOverride(
+                model=o["model"],
+                input_per_million=o["input_per_million"],
+                output_per_million=o["output_per_million"],
+                cache_read_per_million=o["cache_read_per_million"],
+                cache_write_per_million=o["cache_write_per_million"],
+            )
+            for o in overrides
+        ],
+    )
+
+
+def app_prices(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> AppPrices:
+    """The models the app allows and its own prices; an API key may read its own app's (another app is 404)."""
+    if key_app_id is not None and as_uuid(app_id) != key_app_id:
+        raise NotFound("Echo app not found")
+    row = owned_app(user_id, app_id)
+    return _prices_out(*db.app_prices(row["id"]))
+
+
+def set_app_prices(user_id: UUID, app_id: str, body: AppPrices) -> AppPrices:
+    """Replaces the app's allowed models and overrides as a whole, in one transaction: a call is priced either
+    entirely by the old prices or entirely by the new."""
+    return edit_app_prices(user_id, app_id, lambda _: body)
+
+
+def edit_app_prices(user_id: UUID, app_id: str | UUID, edit: Callable[[AppPrices], AppPrices]) -> AppPrices:
+    """Changes the app's prices in one transaction holding the app's lock: `edit` gets the prices as they are and
+    returns them as they should be (the dashboard's forms change one part and keep the rest)."""
+    parsed = as_uuid(app_id)
+    with db.transaction() as conn:
+        if parsed is None or db.lock_app_prices(conn, parsed, user_id) is None:
+            raise NotFound("Echo app not found")
+        body = edit(_prices_out(*db.app_prices(parsed, conn)))
+        allowed = None if body.allowed_models is None else [(m, pricing.model_key(m)) for m in body.allowed_models]
+        overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
+        db.replace_app_prices(conn, parsed, allowed, overrides)
+        return _prices_out(*db.app_prices(parsed, conn))

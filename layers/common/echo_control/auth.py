@@ -154,6 +154,7 @@ def authenticate(authorization: str | None) -> dict[str, str]:
             "echoAppId": str(key["echo_app_id"]),
             "apiKeyId": str(key["id"]),
             "appMarkup": str(key["markup"]),
+            "appPricesVersion": str(key["prices_version"]),
             "rateHits": str(key["hits"]),
             "rateRetryAfter": str(key["retry_after"]),
         }

@@ -26,13 +26,16 @@ from echo_control.models import (
 SWEEP_BATCH = 5000
 
 
-def _amount(body: HoldCreate, markup: Decimal) -> Decimal:
-    """What the hold reserves: the amount given, or the most the call may cost with the app's markup."""
+def _amount(who: Caller, body: HoldCreate) -> Decimal:
+    """What the hold reserves: the amount given, or the most the call may cost, at the app's own price for the
+    model if it has one (a model the app does not allow is refused), with the app's markup."""
     if body.amount is not None:
         return body.amount
     assert body.model is not None and body.max_input_tokens is not None and body.max_output_tokens is not None
     tokens = pricing.TokenCounts(input=body.max_input_tokens, output=body.max_output_tokens)
-    return pricing.CostSplit.of(pricing.provider_cost(body.model, tokens, body.provider), markup).cost
+    own = ledger.app_prices_for(who, body.model)
+    provider_cost = own.cost(tokens) if own else pricing.provider_cost(body.model, tokens, body.provider)
+    return pricing.CostSplit.of(provider_cost, who.app_markup or Decimal(1)).cost
 
 
 def _out(row: dict[str, Any]) -> HoldOut:
@@ -62,7 +65,7 @@ def _key_parts(who: Caller) -> tuple[UUID, UUID]:
 def create_hold(who: Caller, body: HoldCreate, idempotency_key: str | None) -> tuple[int, dict[str, Any], bool]:
     """Reserves the hold's amount (201), or refuses it (402) changing nothing. Returns (status, body, replayed)."""
     app_id, key_id = _key_parts(who)
-    amount = _amount(body, who.app_markup or Decimal(1))
+    amount = _amount(who, body)
     params = {
         "user_id": who.user_id,
         "echo_app_id": app_id,
@@ -127,7 +130,7 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
     the first answer; another body, or a hold released or past its time, is 409."""
     request_hash = _hash(body)
     row = _find(who, hold_id)
-    split = ledger.price_call(body, who.app_markup or Decimal(1))
+    split = ledger.price_call(body, who.app_markup or Decimal(1), ledger.app_prices_for(who, body.model))
     params = {
         **ledger.call_params(who, body),
         "hold_id": row["id"],

@@ -29,6 +29,8 @@ class Caller:
     echo_app_id: UUID | None = None
     api_key_id: UUID | None = None
     app_markup: Decimal | None = None
+    # How many times the key's app's own prices (allowed models, overrides) changed: 0 never; None, not said.
+    app_prices_version: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -49,4 +51,5 @@ def caller_from_context(context: dict[str, Any]) -> Caller:
         echo_app_id=as_uuid(context.get("echoAppId")),
         api_key_id=as_uuid(context.get("apiKeyId")),
         app_markup=Decimal(context["appMarkup"]) if context.get("appMarkup") else None,
+        app_prices_version=int(version) if (version := str(context.get("appPricesVersion"))).isdigit() else None,
     )

@@ -14,10 +14,11 @@ from uuid import UUID
 import psycopg
 
 from echo_control import db, pricing
-from echo_control.errors import BadRequest, Conflict, NotFound, PaymentRequired
+from echo_control.errors import BadRequest, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
+    MAX_COST,
     AdjustmentOut,
     BalanceAdjust,
     BalanceOut,
@@ -137,17 +138,81 @@ def refused(verdict: dict[str, Any] | None, amount: Decimal) -> PaymentRequired 
     return None
 
 
-def price_call(body: TransactionCreate, markup: Decimal) -> pricing.CostSplit:
-    """The call's cost split: a client-sent cost is the provider cost; otherwise the provider's price at this time."""
-    if body.cost is not None:
-        return pricing.CostSplit.of(body.cost, markup)
+def price_call(
+    body: TransactionCreate, markup: Decimal, prices: pricing.TokenPrices | None = None
+) -> pricing.CostSplit:
+    """The call's cost split. Its provider cost is the app's own price for the model if it has one, else the
+    client-sent cost, else the provider's price at this time; the app's markup comes on top."""
     tokens = pricing.TokenCounts(
         input=body.input_tokens,
         output=body.output_tokens,
         cache_read=body.cache_read_tokens,
         cache_write=body.cache_write_tokens,
     )
-    return pricing.CostSplit.of(pricing.provider_cost(body.model, tokens, body.provider), markup)
+    if prices is not None:
+        provider_cost = prices.cost(tokens)
+    elif body.cost is not None:
+        provider_cost = body.cost
+    else:
+        provider_cost = pricing.provider_cost(body.model, tokens, body.provider)
+    split = pricing.CostSplit.of(provider_cost, markup)
+    if split.cost > MAX_COST:
+        raise Unprocessable(
+            f"This call would cost {split.cost} USD, more than one call may cost ({MAX_COST})",
+            details={"cost": str(split.cost)},
+            code="cost_too_large",
+        )
+    return split
+
+
+# An app's own prices as this function last loaded them, by app; a key lookup that reads a newer version than the
+# one kept here loads them again, so a change applies from the next call on. Bounded: cleared when full.
+_APP_RULES: dict[UUID, pricing.AppRules] = {}
+APP_RULES_KEPT = 1000
+
+
+def _app_rules(app_id: UUID, version: int | None, conn: db.Conn | None) -> pricing.AppRules | None:
+    kept = _APP_RULES.get(app_id)
+    if kept is not None and version is not None and kept.version >= version:
+        return kept
+    row = db.price_rules(app_id, conn)
+    if row is None:
+        return None
+    prices = zip(row["inputs"], row["outputs"], row["cache_reads"], row["cache_writes"], strict=False)
+    rules = pricing.AppRules(
+        version=row["version"],
+        allowed=None if row["allowed_model_keys"] is None else frozenset(row["allowed_model_keys"]),
+        overrides={key: pricing.TokenPrices(*p) for key, p in zip(row["model_keys"], prices, strict=False)},
+    )
+    if len(_APP_RULES) >= APP_RULES_KEPT:
+        _APP_RULES.clear()
+    _APP_RULES[app_id] = rules
+    return rules
+
+
+def app_prices_for(who: Caller, model: str, conn: db.Conn | None = None) -> pricing.TokenPrices | None:
+    """The app's own price for the call's model, if it has one; a model the app does not allow is refused (403).
+
+    An app that never had prices of its own costs nothing here (the key lookup says so); one that has them costs a
+    query when they changed since this function last loaded them."""
+    if who.echo_app_id is None or who.app_prices_version == 0:
+        return None
+    rules = _app_rules(who.echo_app_id, who.app_prices_version, conn)
+    if rules is None:
+        return None
+    key = pricing.model_key(model)
+    if not rules.allows(key):
+        raise Forbidden(
+            f"This app does not allow the model '{model}'",
+            details={"field": "model", "model": model},
+            code="model_not_allowed",
+        )
+    return rules.overrides.get(key)
+
+
+def _debit_params(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> dict[str, Any]:
+    split = price_call(body, who.app_markup or Decimal(1), app_prices_for(who, body.model, conn))
+    return {**call_params(who, body), "cost": split.cost, "markup_amount": split.markup_amount}
 
 
 def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
@@ -174,13 +239,12 @@ def record_transaction(
 ) -> tuple[int, dict[str, Any], bool]:
     """Records one LLM call and debits its cost exactly once.
 
-    Returns (status, response body, replayed). Without enough balance nothing is recorded (402)."""
-    split = price_call(body, who.app_markup or Decimal(1))
-    cost = split.cost
-    params = {**call_params(who, body), "cost": cost, "markup_amount": split.markup_amount}
+    Returns (status, response body, replayed). Without enough balance or within the key's limit nothing is
+    recorded (402); nor for a model the app does not allow (403), or one nobody can price (422)."""
     if idempotency_key is None:
+        params = _debit_params(who, body)
         row = db.record_debit(db.connection(), params)
-        if problem := refused(row, cost):
+        if problem := refused(row, params["cost"]):
             raise problem
         assert row is not None
         return 201, _recorded(params, row).model_dump(mode="json"), False
@@ -192,8 +256,10 @@ def record_transaction(
             if prior["request_hash"] != request_hash:
                 raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
             return prior["status_code"], prior["response"], True
+        # Priced after the claim: a retry replays what was recorded, even if the app's prices changed since.
+        params = _debit_params(who, body, conn)
         row = db.record_debit(conn, params)
-        if problem := refused(row, cost):
+        if problem := refused(row, params["cost"]):
             raise problem  # leaving the block rolls back the claim: a later retry may succeed
         assert row is not None
         response = _recorded(params, row).model_dump(mode="json")

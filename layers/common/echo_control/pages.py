@@ -274,13 +274,13 @@ def check_same_origin(app: APIGatewayRestResolver) -> None:
         raise Forbidden("Form posts must come from this site")
 
 
-def form(app: APIGatewayRestResolver) -> dict[str, str]:
+def form(app: APIGatewayRestResolver, max_bytes: int = MAX_FORM_BYTES) -> dict[str, str]:
     """A same-origin form post's fields (empty optional fields dropped)."""
     from urllib.parse import parse_qs
 
     check_same_origin(app)
     body = app.current_event.decoded_body or ""
-    if len(body) > MAX_FORM_BYTES:
+    if len(body) > max_bytes:
         raise Unprocessable("The form is too large")
     fields = {k: v[-1] for k, v in parse_qs(body).items() if v[-1].strip()}
     if any(unstorable(text) for pair in fields.items() for text in pair):
@@ -298,18 +298,34 @@ FIELD_LABELS = {
     "markup": "Markup",
     "expiresAt": "Expiry date",
     "operation": "Credit or debit",
+    "model": "Model",
+    "allowedModels": "Allowed models",
+    "overrides": "Prices",
+    "inputPerMillion": "Input price",
+    "outputPerMillion": "Output price",
+    "cacheReadPerMillion": "Cache read price",
+    "cacheWritePerMillion": "Cache write price",
 }
+_PER_MILLION_EXAMPLE = "USD per million tokens from 0 to 10,000 such as 2.50"
+_MODEL_EXAMPLE = "a model name such as gpt-4o-mini (letters, digits and . _ : / @ + -)"
 FIELD_EXAMPLES = {
     "amount": "a dollar amount such as 20.00",
     "markup": "a number from 1 to 100 such as 1.25",
     "email": "an email address such as you@example.com",
     "expiresAt": "a date such as 2027-01-01",
+    "model": _MODEL_EXAMPLE,
+    "allowedModels": _MODEL_EXAMPLE,
+    "inputPerMillion": _PER_MILLION_EXAMPLE,
+    "outputPerMillion": _PER_MILLION_EXAMPLE,
+    "cacheReadPerMillion": _PER_MILLION_EXAMPLE,
+    "cacheWritePerMillion": _PER_MILLION_EXAMPLE,
 }
 
 
 def form_problem(error: Any) -> str:
     """One validation error as a sentence for a person (the API's errors stay technical)."""
-    field = str(error.get("loc", ("",))[-1]) if error.get("loc") else ""
+    # the innermost named field: ("overrides", 2, "inputPerMillion") is inputPerMillion, ("allowedModels", 3) the list
+    field = next((str(part) for part in reversed(error.get("loc") or ()) if isinstance(part, str)), "")
     label = FIELD_LABELS.get(field, "This form")
     kind, limits = error.get("type", ""), error.get("ctx") or {}
     if kind == "missing" or (kind == "string_too_short" and limits.get("min_length") == 1):
@@ -324,6 +340,10 @@ def form_problem(error: Any) -> str:
         return f"{label} needs a visible character and no control characters."
     if kind == "literal_error":
         return f"{label}: please choose one of the options."
+    if kind == "too_long" and limits.get("max_length") is not None:
+        return f"{label} can list at most {limits['max_length']}."
+    if kind == "duplicate_model":
+        return f"{label}: {error['msg']}."
     return f"{label} is not valid."
 
 
@@ -398,7 +418,7 @@ def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height
 
 
 def app_page(who: Caller, app_id: str) -> dict[str, Any]:
-    """What the app page shows: details, 30-day usage with its chart, keys, recent transactions."""
+    """What the app page shows: details, 30-day usage with its chart, keys, prices, recent transactions."""
     from echo_control import analytics, apps
 
     details = apps.app_details(who.user_id, app_id)
@@ -410,5 +430,58 @@ def app_page(who: Caller, app_id: str) -> dict[str, Any]:
         "usage": usage,
         "chart": day_bars(usage.by_day, usage.since, usage.until),
         "keys": details.api_keys,
+        "prices": apps.app_prices(who.user_id, details.id),
         "next_path": f"/apps/{details.id}",
     }
+
+
+# --- the app page's prices forms ---------------------------------------------------------------------------
+
+# An app's prices at their bounds (500 names of 200 characters) fit in the API's body limit, and so in this form.
+MAX_PRICES_FORM_BYTES = 64 * 1024
+PRICE_FIELDS = ("inputPerMillion", "outputPerMillion", "cacheReadPerMillion", "cacheWritePerMillion")
+
+
+def edit_prices(who: Caller, app_id: str | uuid.UUID, fields: dict[str, str]) -> str:
+    """Applies one of the app page's prices forms (field `action`) and says what changed:
+
+    - `allowed`: `allow` is `all` (every model) or `listed`, the models in `allowedModels`, one per line;
+    - `override`: sets the price of `model` (the four per-million prices; the cache ones optional);
+    - `remove`: removes the price of `model`.
+    Everything else of the app's prices stays; the result is validated exactly as the API's PUT."""
+    from echo_control import apps, pricing
+    from echo_control.models import AppPrices
+
+    action = fields.get("action")
+    if action not in ("allowed", "override", "remove"):
+        raise Unprocessable("This form: please choose one of the options.")
+    said = ""
+
+    def edit(current: AppPrices) -> AppPrices:
+        nonlocal said
+        body = current.model_dump(mode="json")
+        if action == "allowed":
+            if fields.get("allow") not in ("all", "listed"):
+                raise Unprocessable("Allowed models: please choose every model or the models listed.")
+            names = re.split(r"[\s,]+", fields.get("allowedModels", "").strip())
+            listed = [n for n in names if n]
+            body["allowedModels"] = None if fields["allow"] == "all" else listed
+            said = "Every model is allowed." if fields["allow"] == "all" else f"Models allowed: {len(listed)}."
+        else:
+            model = fields.get("model", "").strip()
+            if not model:
+                raise Unprocessable("Model is required.")
+            key = pricing.model_key(model)
+            kept = [o for o in body["overrides"] if pricing.model_key(o["model"]) != key]
+            if action == "remove":
+                if len(kept) == len(body["overrides"]):
+                    raise Unprocessable(f"There is no price of your own for {model}.")
+                said = f"{model} is priced from the price list again."
+            else:
+                kept.append({"model": model, **{name: fields[name] for name in PRICE_FIELDS if name in fields}})
+                said = f"Your price for {model} is saved."
+            body["overrides"] = kept
+        return parse_form(AppPrices, body)
+
+    apps.edit_app_prices(who.user_id, app_id, edit)
+    return said

@@ -68,6 +68,46 @@ def provider_cost(model: str, tokens: TokenCounts, provider: str | None = None, 
     return Decimal(priced.total_price)
 
 
+@dataclass(frozen=True)
+class TokenPrices:
+    """An app owner's prices for one model, USD per million tokens. A cache price left out charges those tokens at
+    the input price, as genai-prices does for a model without one."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    def cost(self, tokens: TokenCounts) -> Decimal:
+        uncached = tokens.input - tokens.cache_read - tokens.cache_write
+        cache_read = self.input if self.cache_read is None else self.cache_read
+        cache_write = self.input if self.cache_write is None else self.cache_write
+        total = uncached * self.input + tokens.cache_read * cache_read + tokens.cache_write * cache_write
+        return (total + tokens.output * self.output) / MILLION
+
+
+@dataclass(frozen=True)
+class AppRules:
+    """An app's own prices at one version: the model keys it allows (None: every model), and its overrides."""
+
+    version: int
+    allowed: frozenset[str] | None
+    overrides: dict[str, TokenPrices]
+
+    def allows(self, key: str) -> bool:
+        return self.allowed is None or key in self.allowed
+
+
+def model_key(model: str) -> str:
+    """How an app's allowed models and overrides match a call's model: without case and without a provider
+    prefix ("OpenAI/GPT-4o" is "gpt-4o"), the prefixes pricing strips before looking a model up."""
+    name = model.strip()
+    prefix, _, rest = name.partition("/")
+    if rest and prefix.lower() in _provider_ids():
+        name = rest
+    return name.lower()
+
+
 def _reference(model: str, provider: str | None) -> tuple[str, str | None]:
     """("openai/gpt-4o", None) → ("gpt-4o", "openai"): SDKs and routers prefix the provider."""
     prefix, _, rest = model.partition("/")

@@ -46,6 +46,7 @@ from echo_control.db.payments import (
     set_payment_session,
     update_payment,
 )
+from echo_control.db.prices import app_prices, lock_app_prices, price_rules, replace_app_prices
 from echo_control.db.transactions import transactions_page
 from echo_control.db.users import set_user_clerk_id, user_by_email, user_by_id, user_for_clerk_id
 
@@ -58,6 +59,7 @@ __all__ = [
     "adjustments_total",
     "api_keys_for_user",
     "app_for_owner",
+    "app_prices",
     "apply_entry",
     "apply_migrations",
     "apps_with_totals",
@@ -73,13 +75,16 @@ __all__ = [
     "insert_payment",
     "ledger_page",
     "lock_api_key",
+    "lock_app_prices",
     "lock_funds",
     "lock_payment",
     "payment_by_id",
     "payments_for_user",
+    "price_rules",
     "record_debit",
     "record_stripe_event",
     "release_hold",
+    "replace_app_prices",
     "revoke_api_key",
     "set_payment_session",
     "set_user_clerk_id",

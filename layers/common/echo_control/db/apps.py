@@ -11,7 +11,7 @@ _APP_COLUMNS = "a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a
 USAGE_TOTALS = """
     COALESCE(SUM(u.calls), 0) AS calls, COALESCE(SUM(u.input_tokens), 0) AS input_tokens,
     COALESCE(SUM(u.output_tokens), 0) AS output_tokens, COALESCE(SUM(u.total_tokens), 0) AS total_tokens,
-    COALESCE(SUM(u.cost), 0) AS cost
+    COALESCE(SUM(u.cost), 0) AS cost, COALESCE(SUM(u.markup_amount), 0) AS markup_amount
 """
 
 

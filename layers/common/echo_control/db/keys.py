@@ -90,10 +90,11 @@ def update_api_key(
 
 
 # Touching last_used_at at most once a minute keeps the hot path from writing the key row every call.
-# The same round trip counts the request in the key's one-minute rate window (when asked to).
+# The same round trip counts the request in the key's one-minute rate window (when asked to), and reads the version
+# of the app's own prices (a debit looks them up only if the app has any, and only after they change).
 _ACTIVE_KEY_BY_HASH = """
 WITH key AS (
-    SELECT k.id, k.user_id, k.echo_app_id, k.last_used_at, u.email, u.role, a.markup
+    SELECT k.id, k.user_id, k.echo_app_id, k.last_used_at, u.email, u.role, a.markup, a.prices_version
     FROM api_keys k JOIN users u ON u.id = k.user_id JOIN echo_apps a ON a.id = k.echo_app_id
     WHERE k.key_hash = %(hash)s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
       AND a.is_active
@@ -109,7 +110,8 @@ WITH key AS (
     DELETE FROM rate_limit_windows
     WHERE %(count_hit)s AND api_key_id = (SELECT id FROM key) AND window_start < date_trunc('minute', now())
 )
-SELECT key.id, key.user_id, key.echo_app_id, key.email, key.role, key.markup, COALESCE(hit.hits, 0) AS hits,
+SELECT key.id, key.user_id, key.echo_app_id, key.email, key.role, key.markup, key.prices_version,
+       COALESCE(hit.hits, 0) AS hits,
        ceil(EXTRACT(EPOCH FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int AS retry_after
 FROM key LEFT JOIN hit ON true
 """

@@ -1,18 +1,23 @@
 """Echo apps, their usage, and who is calling."""
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from echo_control.models.base import (
+    MAX_PRICED_MODELS,
     CamelModel,
     Description,
     Flag,
     Markup,
     Name,
+    PerMillion,
+    PricedModelName,
     RequestModel,
 )
 from echo_control.models.keys import ApiKeyOut
@@ -24,7 +29,21 @@ class UsageTotals(CamelModel):
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
-    cost: Decimal = Decimal(0)
+    provider_cost: Decimal = Decimal(0)  # the price of the tokens
+    markup_amount: Decimal = Decimal(0)  # the app owner's share
+    cost: Decimal = Decimal(0)  # what users paid: providerCost + markupAmount
+
+    @classmethod
+    def sum(cls, rows: "Sequence[UsageTotals]") -> "UsageTotals":
+        return cls(
+            calls=sum(r.calls for r in rows),
+            input_tokens=sum(r.input_tokens for r in rows),
+            output_tokens=sum(r.output_tokens for r in rows),
+            total_tokens=sum(r.total_tokens for r in rows),
+            provider_cost=sum((r.provider_cost for r in rows), start=Decimal(0)),
+            markup_amount=sum((r.markup_amount for r in rows), start=Decimal(0)),
+            cost=sum((r.cost for r in rows), start=Decimal(0)),
+        )
 
 
 class ModelUsage(UsageTotals):
@@ -108,3 +127,52 @@ class UsageOut(CamelModel):
     totals: UsageTotals
     by_model: list[ModelUsage]
     by_day: list[DayUsage]
+
+
+# --- an app's own prices -----------------------------------------------------------------------------
+
+
+class PriceOverride(RequestModel):
+    """The app's price for one model, USD per million tokens; a cache price left null charges those tokens at the
+    input price."""
+
+    model: PricedModelName
+    input_per_million: PerMillion
+    output_per_million: PerMillion
+    cache_read_per_million: PerMillion | None = None
+    cache_write_per_million: PerMillion | None = None
+
+
+def _distinct(names: list[str]) -> list[str]:
+    from echo_control import pricing
+
+    seen: dict[str, str] = {}
+    for name in names:
+        key = pricing.model_key(name)
+        if key in seen:
+            raise PydanticCustomError(
+                "duplicate_model",
+                "'{name}' is the same model as '{first}' (names match without case or a provider prefix)",
+                {"name": name, "first": seen[key]},
+            )
+        seen[key] = name
+    return names
+
+
+class AppPrices(RequestModel):
+    """What an app allows and charges: `allowedModels` null allows every model; overrides win over the
+    genai-prices data and price models it does not know (a fine-tune)."""
+
+    allowed_models: Annotated[list[PricedModelName], Field(max_length=MAX_PRICED_MODELS)] | None = None
+    overrides: Annotated[list[PriceOverride], Field(max_length=MAX_PRICED_MODELS)] = []
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _distinct_allowed(cls, names: list[str] | None) -> list[str] | None:
+        return None if names is None else _distinct(names)
+
+    @field_validator("overrides")
+    @classmethod
+    def _distinct_overrides(cls, overrides: list[PriceOverride]) -> list[PriceOverride]:
+        _distinct([o.model for o in overrides])
+        return overrides

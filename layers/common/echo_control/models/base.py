@@ -32,6 +32,9 @@ MIN_PAYMENT, MAX_PAYMENT = Decimal(1), Decimal(10_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+MAX_PER_MILLION = Decimal(10_000)  # USD per million tokens in an app's own prices
+MAX_PRICED_MODELS = 500  # entries in an app's allowed models, and in its overrides
+MAX_PRICED_MODEL_LENGTH = 200
 
 TransactionStatus = Literal["success", "error", "timeout"]
 PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
@@ -53,6 +56,9 @@ ADJUSTMENT_PATTERN = r"^-?(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
 COST_PATTERN = r"^[0-9]{1,4}(?:\.[0-9]{1,6})?$"
 PAYMENT_PATTERN = r"^(?:10000(?:\.0{1,2})?|[1-9][0-9]{0,3}(?:\.[0-9]{1,2})?)$"
 SPEND_LIMIT_PATTERN = r"^(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
+PER_MILLION_PATTERN = r"^(?:10000(?:\.0{1,6})?|[0-9]{1,4}(?:\.[0-9]{1,6})?)$"
+# A model name in an app's prices: what a call's model may be, with spaces around it that are trimmed.
+PRICED_MODEL_PATTERN = f"^[{_SPACE}\t\n\r]*[A-Za-z0-9._:/@+-]+[{_SPACE}\t\n\r]*$"
 
 
 def _json_integer(value: Any) -> Any:
@@ -155,6 +161,14 @@ _PAYMENT = ExactDecimal(
     maximum=MAX_PAYMENT,
     places=2,
 )
+_PER_MILLION = ExactDecimal(
+    PER_MILLION_PATTERN,
+    "USD per million tokens from 0 to 10,000, at most 6 decimal places",
+    "2.50",
+    minimum=Decimal(0),
+    maximum=MAX_PER_MILLION,
+    places=6,
+)
 
 
 # Trimmed one-line text with at least one visible character; lengths count before trimming.
@@ -166,6 +180,9 @@ Description = Annotated[
     str, StringConstraints(max_length=MAX_DESCRIPTION_LENGTH, pattern=MULTI_LINE_PATTERN), AfterValidator(_trim)
 ]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=MODEL_NAME_PATTERN)]
+PricedModelName = Annotated[
+    str, StringConstraints(max_length=MAX_PRICED_MODEL_LENGTH, pattern=PRICED_MODEL_PATTERN), AfterValidator(_trim)
+]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN), AfterValidator(str.lower)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -191,6 +208,7 @@ AdjustmentAmount = Annotated[Decimal, _ADJUSTMENT.validator, _ADJUSTMENT.seriali
 Cost = Annotated[Decimal, _COST.validator, _COST.serializer, _COST.schema]
 SpendLimit = Annotated[Decimal, _SPEND_LIMIT.validator, _SPEND_LIMIT.serializer, _SPEND_LIMIT.schema]
 PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAYMENT.schema]
+PerMillion = Annotated[Decimal, _PER_MILLION.validator, _PER_MILLION.serializer, _PER_MILLION.schema]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
