@@ -51,6 +51,14 @@ EXPECTED_STATUS = {
     "list_models": 200,
     "show_api_docs": 200,
     "show_not_found": 404,
+    "list_app_customers": 200,
+    "get_earnings": 200,
+    "get_app_earnings": 200,
+    "create_payout_account": 200,
+    "create_payout": 201,
+    "list_payouts": 200,
+    "show_mock_onboarding": 200,
+    "complete_mock_onboarding": 303,
 }
 
 

@@ -4,6 +4,7 @@ from datetime import datetime
 from uuid import UUID
 
 from echo_control.db.connection import Row, connection, transaction
+from echo_control.db.customers import join_app
 
 _KEY_COLUMNS = (
     "k.id, k.name, k.key_prefix, k.key_last4, k.user_id, k.echo_app_id, k.expires_at, k.revoked_at, "
@@ -19,14 +20,19 @@ def insert_api_key(
     prefix: str,
     last4: str,
     expires_at: datetime | None,
-) -> Row:
+    *,
+    as_customer: bool = False,
+) -> Row | None:
+    """The new key's row; for a customer (`as_customer`) it also makes them the app's customer, in the same
+    transaction, and is None (nothing written) when the app no longer accepts them."""
     with transaction() as conn:
+        if as_customer and not join_app(conn, app_id, user_id):
+            return None
         row = conn.execute(
             "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
             [user_id, app_id, name, key_hash, prefix, last4, expires_at],
         ).fetchone()
-    assert row is not None
     return row
 
 

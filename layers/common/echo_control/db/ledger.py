@@ -7,6 +7,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from echo_control.db.connection import Conn, Row, connection
+from echo_control.db.earnings import EARN_MARKUP
 
 _BALANCE = "SELECT balance, total_paid, total_spent FROM balances WHERE user_id = %s"
 
@@ -42,8 +43,9 @@ def adjustments_total(user_id: UUID) -> Decimal:
 
 
 # One statement records the call, debits it only if the balance covers it, writes the ledger entry and
-# adds to the day's rollup: atomic under autocommit, and one round trip on the metering hot path.
-RECORD_DEBIT = """
+# adds to the day's rollup, and credits the markup to the app owner's earnings (db/earnings.EARN_MARKUP): atomic
+# under autocommit, and one round trip on the metering hot path.
+RECORD_DEBIT = f"""
 WITH debit AS (
     UPDATE balances SET balance = balance - %(cost)s, total_spent = total_spent + %(cost)s, updated_at = now()
     WHERE user_id = %(user_id)s AND balance >= %(cost)s
@@ -72,7 +74,7 @@ WITH debit AS (
         output_tokens = u.output_tokens + excluded.output_tokens,
         total_tokens = u.total_tokens + excluded.total_tokens, cost = u.cost + excluded.cost,
         markup_amount = u.markup_amount + excluded.markup_amount
-)
+), {EARN_MARKUP}
 SELECT tx.id, tx.created_at, debit.balance FROM tx, debit
 """
 

@@ -29,12 +29,14 @@ MAX_TOKENS = 10_000_000
 MAX_COST = Decimal("9999.999999")  # NUMERIC(10, 6)
 MAX_ADJUSTMENT = Decimal("1000000")
 MIN_PAYMENT, MAX_PAYMENT = Decimal(1), Decimal(10_000)
+MAX_PAYOUT = Decimal(1_000_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 
 TransactionStatus = Literal["success", "error", "timeout"]
 PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
+PayoutStatus = Literal["pending", "paid", "failed", "reversed"]
 
 
 # Whitespace and control characters spelled out, so the OpenAPI patterns and the validators agree exactly
@@ -52,6 +54,7 @@ MARKUP_PATTERN = r"^(?:100(?:\.0{1,4})?|[1-9][0-9]?(?:\.[0-9]{1,4})?)$"
 ADJUSTMENT_PATTERN = r"^-?(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
 COST_PATTERN = r"^[0-9]{1,4}(?:\.[0-9]{1,6})?$"
 PAYMENT_PATTERN = r"^(?:10000(?:\.0{1,2})?|[1-9][0-9]{0,3}(?:\.[0-9]{1,2})?)$"
+PAYOUT_PATTERN = r"^(?:1000000(?:\.0{1,2})?|[0-9]{1,6}(?:\.[0-9]{1,2})?)$"
 
 
 def _json_integer(value: Any) -> Any:
@@ -147,6 +150,15 @@ _PAYMENT = ExactDecimal(
     places=2,
 )
 
+_PAYOUT = ExactDecimal(
+    PAYOUT_PATTERN,
+    "dollars (USD) in cents, at most 1,000,000 (and at least ECHO_MIN_PAYOUT_USD, 10 by default)",
+    "25.00",
+    minimum=Decimal(0),
+    maximum=MAX_PAYOUT,
+    places=2,
+)
+
 
 # Trimmed one-line text with at least one visible character; lengths count before trimming.
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)]
@@ -181,6 +193,7 @@ Markup = Annotated[Decimal, _MARKUP.validator, _MARKUP.serializer, _MARKUP.schem
 AdjustmentAmount = Annotated[Decimal, _ADJUSTMENT.validator, _ADJUSTMENT.serializer, _ADJUSTMENT.schema]
 Cost = Annotated[Decimal, _COST.validator, _COST.serializer, _COST.schema]
 PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAYMENT.schema]
+PayoutAmount = Annotated[Decimal, _PAYOUT.validator, _PAYOUT.serializer, _PAYOUT.schema]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
