@@ -40,7 +40,8 @@ def join_app(conn: Conn, app_id: UUID, user_id: UUID) -> bool:
 
 
 _CUSTOMERS = """
-SELECT c.user_id, u.email, c.first_seen, COALESCE(s.calls, 0) AS calls, COALESCE(s.spent, 0) AS spent
+SELECT c.user_id, u.email, c.first_seen,
+       COALESCE(s.calls, 0) AS calls, COALESCE(s.spent, 0)::numeric(18, 6) AS spent
 FROM app_customers c
 JOIN users u ON u.id = c.user_id
 CROSS JOIN LATERAL (
@@ -60,7 +61,7 @@ def customers_of_app(app_id: UUID, limit: int) -> list[Row]:
 
 _APPS_USED = """
 SELECT a.id, a.name, a.description, a.markup, a.is_active, c.first_seen,
-       COALESCE(s.calls, 0) AS calls, COALESCE(s.spent, 0) AS spent
+       COALESCE(s.calls, 0) AS calls, COALESCE(s.spent, 0)::numeric(18, 6) AS spent
 FROM app_customers c
 JOIN echo_apps a ON a.id = c.echo_app_id
 CROSS JOIN LATERAL (

@@ -44,8 +44,8 @@ _EARNINGS_BY_APP = """
 SELECT a.id AS echo_app_id, a.name, t.lifetime, t.recent
 FROM echo_apps a
 CROSS JOIN LATERAL (
-    SELECT COALESCE(sum(u.markup_amount), 0) AS lifetime,
-           COALESCE(sum(u.markup_amount) FILTER (WHERE u.day >= %(since)s), 0) AS recent
+    SELECT COALESCE(sum(u.markup_amount), 0)::numeric(18, 6) AS lifetime,
+           COALESCE(sum(u.markup_amount) FILTER (WHERE u.day >= %(since)s), 0)::numeric(18, 6) AS recent
     FROM usage_daily u WHERE u.echo_app_id = a.id
 ) t
 WHERE a.user_id = %(user_id)s
@@ -68,7 +68,9 @@ SELECT u.model, sum(u.markup_amount) AS amount, sum(u.calls) AS calls FROM usage
 WHERE u.echo_app_id = %(app_id)s AND u.day BETWEEN %(since)s AND %(until)s
 GROUP BY u.model ORDER BY amount DESC, u.model
 """
-_APP_LIFETIME_EARNINGS = "SELECT COALESCE(sum(markup_amount), 0) AS lifetime FROM usage_daily WHERE echo_app_id = %s"
+_APP_LIFETIME_EARNINGS = (
+    "SELECT COALESCE(sum(markup_amount), 0)::numeric(18, 6) AS lifetime FROM usage_daily WHERE echo_app_id = %s"
+)
 # Every app of one owner, per day (the dashboard's earnings chart).
 _OWNER_EARNINGS_BY_DAY = """
 SELECT u.day, sum(u.markup_amount) AS amount, sum(u.calls) AS calls
