@@ -103,13 +103,16 @@ def owner_earnings_by_day(user_id: UUID, since: date, until: date) -> list[Row]:
 
 
 def keep_stripe_account(user_id: UUID, account_id: str) -> str:
-    """Records the owner's connected account unless one is recorded already; returns the one that stays."""
+    """Records the owner's connected account unless one is recorded already; returns the one that stays.
+
+    An UPDATE under the row's lock, not an upsert: two first onboardings at once would otherwise collide on the
+    account id's unique index instead of the second one keeping the first's account."""
     with transaction() as conn:
+        conn.execute("INSERT INTO earnings_accounts (user_id) VALUES (%s) ON CONFLICT DO NOTHING", [user_id])
         row = conn.execute(
-            "INSERT INTO earnings_accounts AS e (user_id, stripe_account_id) VALUES (%s, %s) "
-            "ON CONFLICT (user_id) DO UPDATE SET stripe_account_id = COALESCE(e.stripe_account_id, "
-            "excluded.stripe_account_id), updated_at = now() RETURNING stripe_account_id",
-            [user_id, account_id],
+            "UPDATE earnings_accounts SET stripe_account_id = COALESCE(stripe_account_id, %s), updated_at = now() "
+            "WHERE user_id = %s RETURNING stripe_account_id",
+            [account_id, user_id],
         ).fetchone()
     assert row is not None
     return str(row["stripe_account_id"])
