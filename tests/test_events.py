@@ -59,6 +59,12 @@ EXPECTED_STATUS = {
     "list_payouts": 200,
     "show_mock_onboarding": 200,
     "complete_mock_onboarding": 303,
+    "show_earnings": 200,
+    "start_onboarding_page": 303,
+    "create_payout_page": 303,
+    "show_join": 200,
+    "join_app_page": 303,
+    "set_customers_page": 303,
 }
 
 
