@@ -68,6 +68,16 @@ WHERE a.user_id IS NULL
 """
 
 
+# Each app's closed days' sum equals its rollups through that day (days that no longer change).
+CLOSED_EARNINGS_MISMATCHES = """
+SELECT c.echo_app_id, c.through_day, c.amount, COALESCE(sum(u.markup_amount), 0) AS rollups
+FROM app_earnings_closed c
+LEFT JOIN usage_daily u ON u.echo_app_id = c.echo_app_id AND u.day <= c.through_day
+GROUP BY c.echo_app_id, c.through_day, c.amount
+HAVING c.amount <> COALESCE(sum(u.markup_amount), 0)
+"""
+
+
 def unreconciled_balances() -> list[dict[str, Any]]:
     """Users whose cached balance differs from the sum of their ledger entries (should be none)."""
     return db.connection().execute(UNRECONCILED_BALANCES).fetchall()
@@ -86,3 +96,8 @@ def markup_not_earned() -> list[dict[str, Any]]:
 def unreconciled_earnings() -> list[dict[str, Any]]:
     """Owners whose cached earnings differ from their earning entries and payouts (should be none)."""
     return db.connection().execute(UNRECONCILED_EARNINGS).fetchall()
+
+
+def closed_earnings_mismatches() -> list[dict[str, Any]]:
+    """Apps whose cached sum of closed days differs from their rollups through those days (should be none)."""
+    return db.connection().execute(CLOSED_EARNINGS_MISMATCHES).fetchall()

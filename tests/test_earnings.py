@@ -17,7 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from echo_control import config, payments
-from tests.invariants import markup_not_earned, rollup_mismatches, unreconciled_balances, unreconciled_earnings
+from tests.invariants import (
+    closed_earnings_mismatches,
+    markup_not_earned,
+    rollup_mismatches,
+    unreconciled_balances,
+    unreconciled_earnings,
+)
 
 MICRO = Decimal("0.000001")
 
@@ -30,6 +36,7 @@ def reconciled() -> Any:
     assert unreconciled_earnings() == []
     assert markup_not_earned() == []
     assert rollup_mismatches() == []
+    assert closed_earnings_mismatches() == []
 
 
 def earnings_of(session: Session) -> dict[str, Any]:
@@ -284,3 +291,46 @@ def test_the_migration_makes_earnings_of_the_markup_recorded_before_it(database_
         backend.connection.close()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+def test_all_time_figures_keep_the_closed_days_sum_and_read_only_the_open_days(
+    api: Api, user: Session, database_url: str
+) -> None:
+    """Calls of days ago (moved there with their rollups) and of today: the lifetime is right before and after the
+    app's closed days are summed, which happens once per day that closes, under concurrent readers."""
+    app = user.create_app("Old and new", markup="2", acceptsCustomers=True)
+    _, key = customer_of(api, app)
+    for _ in range(3):
+        call(api, key, "1")  # earns 1 each
+    with psycopg.connect(database_url, autocommit=True) as conn:  # as if they had been made five days ago
+        conn.execute(
+            "UPDATE llm_transactions SET created_at = created_at - interval '5 days' WHERE echo_app_id = %s",
+            [app["id"]],
+        )
+        conn.execute("UPDATE usage_daily SET day = day - 5 WHERE echo_app_id = %s", [app["id"]])
+    call(api, key, "0.5")  # and one today
+    barrier = threading.Barrier(8)
+
+    def read(_: int) -> dict[str, Any]:
+        barrier.wait(timeout=10)
+        return Api(api.client.application).call("GET", "/api/earnings", user.token).body
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(read, range(8)))
+    assert {a["apps"][0]["lifetime"] for a in answers} == {"3.500000"}
+    with psycopg.connect(database_url) as conn:
+        closed = conn.execute(
+            "SELECT through_day, amount FROM app_earnings_closed WHERE echo_app_id = %s", [app["id"]]
+        ).fetchone()
+    assert closed == ((datetime.now(UTC) - timedelta(days=2)).date(), Decimal(3))  # summed once, not eight times
+    call(api, key, "0.25")
+    assert earnings_of(user)["apps"][0] == {
+        "echoAppId": app["id"],
+        "name": "Old and new",
+        "lifetime": "3.750000",
+        "last30Days": "3.750000",
+    }
+    by_app = user.call("GET", f"/api/echo-apps/{app['id']}/earnings").body
+    assert by_app["lifetime"] == "3.750000" and len(by_app["byDay"]) == 2
+    other = user.create_app("Fresh", markup="2", acceptsCustomers=True)  # no closed row yet: read, then summed
+    assert user.call("GET", f"/api/echo-apps/{other['id']}/earnings").body["lifetime"] == "0.000000"

@@ -11,7 +11,10 @@ app = make_resolver()
     "/api/payouts/account",
     security=SESSION,
     tags=["Earnings"],
-    responses={502: {"description": "Stripe could not start onboarding; try again"}},
+    responses={
+        200: {"description": "The onboarding link", "content": {"application/json": {"model": PayoutAccountOut}}},
+        502: {"description": "Stripe could not start onboarding; try again"},
+    },
 )
 def create_payout_account() -> PayoutAccountOut:
     who = user_caller(app)

@@ -40,22 +40,70 @@ def earnings_account(user_id: UUID) -> Row | None:
 
 # --- what each app earned, from the daily rollups ------------------------------------------------------
 
-_EARNINGS_BY_APP = """
-SELECT a.id AS echo_app_id, a.name, t.lifetime, t.recent
-FROM echo_apps a
-CROSS JOIN LATERAL (
-    SELECT COALESCE(sum(u.markup_amount), 0)::numeric(18, 6) AS lifetime,
-           COALESCE(sum(u.markup_amount) FILTER (WHERE u.day >= %(since)s), 0)::numeric(18, 6) AS recent
-    FROM usage_daily u WHERE u.echo_app_id = a.id
-) t
+# An app's lifetime is its closed days' sum (app_earnings_closed) plus the rollups of the days after them; `stale`
+# says the closed row is missing or behind %(closed)s, which close_earnings_days then catches up. A stale row gives
+# the same figures, only from more rollup rows.
+_LIFETIME = """
+    COALESCE(c.amount, 0) + COALESCE((
+        SELECT sum(u.markup_amount) FROM usage_daily u
+        WHERE u.echo_app_id = a.id AND u.day > COALESCE(c.through_day, '-infinity'::date)
+    ), 0)
+"""
+_EARNINGS_BY_APP = f"""
+SELECT a.id AS echo_app_id, a.name, ({_LIFETIME})::numeric(18, 6) AS lifetime,
+       COALESCE((SELECT sum(u.markup_amount) FROM usage_daily u
+                 WHERE u.echo_app_id = a.id AND u.day >= %(since)s), 0)::numeric(18, 6) AS recent,
+       c.through_day IS NULL OR c.through_day < %(closed)s AS stale
+FROM echo_apps a LEFT JOIN app_earnings_closed c ON c.echo_app_id = a.id
 WHERE a.user_id = %(user_id)s
 ORDER BY a.created_at DESC, a.id DESC
 """
+_APP_LIFETIME_EARNINGS = f"""
+SELECT ({_LIFETIME})::numeric(18, 6) AS lifetime, c.through_day IS NULL OR c.through_day < %(closed)s AS stale
+FROM echo_apps a LEFT JOIN app_earnings_closed c ON c.echo_app_id = a.id
+WHERE a.id = %(app_id)s
+"""
 
 
-def earnings_by_app(user_id: UUID, since: date) -> list[Row]:
-    """Each of the owner's apps with its lifetime earnings and those since `since` (a UTC day)."""
-    return connection().execute(_EARNINGS_BY_APP, {"user_id": user_id, "since": since}).fetchall()
+def earnings_by_app(user_id: UUID, since: date, closed: date) -> list[Row]:
+    """Each of the owner's apps with its lifetime earnings, those since `since` (a UTC day), and whether its closed
+    days' sum is behind `closed`."""
+    params = {"user_id": user_id, "since": since, "closed": closed}
+    return connection().execute(_EARNINGS_BY_APP, params).fetchall()
+
+
+def app_lifetime_earnings(app_id: UUID, closed: date) -> Row | None:
+    """The app's lifetime earnings, and whether its closed days' sum is behind `closed`."""
+    return connection().execute(_APP_LIFETIME_EARNINGS, {"app_id": app_id, "closed": closed}).fetchone()
+
+
+_START_CLOSED = """
+INSERT INTO app_earnings_closed (echo_app_id, through_day, amount)
+SELECT id, '-infinity'::date, 0 FROM unnest(%(ids)s::uuid[]) AS id
+ON CONFLICT DO NOTHING
+"""
+# Locked, so that two readers catching up at once add each day once: the second sees the first's through_day.
+_CLOSE_DAYS = """
+WITH stale AS (
+    SELECT echo_app_id, through_day FROM app_earnings_closed
+    WHERE echo_app_id = ANY(%(ids)s::uuid[]) AND through_day < %(closed)s
+    FOR UPDATE
+), added AS (
+    SELECT s.echo_app_id, COALESCE(sum(u.markup_amount), 0) AS amount
+    FROM stale s
+    LEFT JOIN usage_daily u ON u.echo_app_id = s.echo_app_id AND u.day > s.through_day AND u.day <= %(closed)s
+    GROUP BY s.echo_app_id
+)
+UPDATE app_earnings_closed c SET amount = c.amount + added.amount, through_day = %(closed)s
+FROM added WHERE c.echo_app_id = added.echo_app_id
+"""
+
+
+def close_earnings_days(app_ids: list[UUID], closed: date) -> None:
+    """Adds the apps' rollup days up to `closed` (days that no longer change) to their closed sums."""
+    with transaction() as conn:
+        conn.execute(_START_CLOSED, {"ids": app_ids})
+        conn.execute(_CLOSE_DAYS, {"ids": app_ids, "closed": closed})
 
 
 _APP_EARNINGS_BY_DAY = """
@@ -68,9 +116,6 @@ SELECT u.model, sum(u.markup_amount) AS amount, sum(u.calls) AS calls FROM usage
 WHERE u.echo_app_id = %(app_id)s AND u.day BETWEEN %(since)s AND %(until)s
 GROUP BY u.model ORDER BY amount DESC, u.model
 """
-_APP_LIFETIME_EARNINGS = (
-    "SELECT COALESCE(sum(markup_amount), 0)::numeric(18, 6) AS lifetime FROM usage_daily WHERE echo_app_id = %s"
-)
 # Every app of one owner, per day (the dashboard's earnings chart).
 _OWNER_EARNINGS_BY_DAY = """
 SELECT u.day, sum(u.markup_amount) AS amount, sum(u.calls) AS calls
@@ -87,11 +132,6 @@ def app_earnings_by_day(app_id: UUID, since: date, until: date) -> list[Row]:
 def app_earnings_by_model(app_id: UUID, since: date, until: date) -> list[Row]:
     params = {"app_id": app_id, "since": since, "until": until}
     return connection().execute(_APP_EARNINGS_BY_MODEL, params).fetchall()
-
-
-def app_lifetime_earnings(app_id: UUID) -> Decimal:
-    row = connection().execute(_APP_LIFETIME_EARNINGS, [app_id]).fetchone()
-    return Decimal(row["lifetime"]) if row else Decimal(0)
 
 
 def owner_earnings_by_day(user_id: UUID, since: date, until: date) -> list[Row]:

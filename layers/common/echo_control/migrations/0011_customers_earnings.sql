@@ -64,6 +64,15 @@ CREATE TABLE payouts (
 );
 CREATE INDEX payouts_user_idx ON payouts (user_id, created_at DESC);
 
+-- Each app's earnings on the rollup days that no longer change (through two days ago, UTC): summed once, then
+-- extended as days close, so all-time figures read this row and the few open days, not an app's whole history.
+-- Filled when read (echo_control.earnings); always amount = the rollups' markup through through_day.
+CREATE TABLE app_earnings_closed (
+    echo_app_id uuid PRIMARY KEY REFERENCES echo_apps (id),
+    through_day date NOT NULL,
+    amount      numeric(18, 6) NOT NULL CHECK (amount >= 0)
+);
+
 -- Calls recorded since the cost split (0008) already carry their markup: it becomes the owners' earnings now.
 INSERT INTO earning_entries (user_id, kind, amount, idempotency_key, reference_id, echo_app_id, created_at)
 SELECT a.user_id, 'markup', t.markup_amount, 'markup:' || t.id, t.id, t.echo_app_id, t.created_at
