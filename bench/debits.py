@@ -191,10 +191,11 @@ def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds
 def pgbench_script(hot: bool, shared: bool = False) -> str:
     """The same two statements the path sends: the authorizer's key lookup and the one-statement debit."""
     from echo_control import db
+    from echo_control.db import keys as db_keys
 
     table = "bench_shared_keys" if shared else "bench_keys"
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
-    key = db._ACTIVE_KEY_BY_HASH.replace("%(hash)s", f"(SELECT key_hash FROM {table} WHERE n = :n)").replace(
+    key = db_keys._ACTIVE_KEY_BY_HASH.replace("%(hash)s", f"(SELECT key_hash FROM {table} WHERE n = :n)").replace(
         "%(count_hit)s", "true"
     )
     values = {
