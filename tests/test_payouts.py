@@ -289,6 +289,42 @@ def test_a_lost_answer_leaves_the_payout_pending_until_a_retry_completes_it(api:
     assert (figures["available"], figures["pending"], figures["paidOut"]) == ("0.000000", "0.000000", "20.000000")
 
 
+def test_payouts_left_pending_are_asked_for_again_by_a_scheduled_retry(api: Api, stripe: FakeStripe) -> None:
+    from echo_control import payouts
+
+    owner = owner_earning(api, "20")
+    onboard(api, owner)
+    stripe.transfer_mode = "lose"
+    payout_id = payout(owner, "10", key="left").body["error"]["details"]["payoutId"]
+    assert payout_id not in [p.id for p in payouts.retry_pending(older_than_seconds=3600)]  # too recent to retry
+    assert payout_id not in [p.id for p in payouts.retry_pending(older_than_seconds=0)]  # Stripe still silent
+    stripe.transfer_mode = "ok"
+    retried = [p for p in payouts.retry_pending(older_than_seconds=0) if p.id == payout_id]
+    assert [p.status for p in retried] == ["paid"]
+    assert [t["metadata"]["payoutId"] for t in stripe.transfers.values()].count(payout_id) == 1
+    figures = earnings(owner)
+    assert (figures["pending"], figures["paidOut"]) == ("0.000000", "10.000000")
+
+
+def test_the_payout_form_offers_to_try_a_pending_payout_again(api: Api, stripe: FakeStripe) -> None:
+    owner = owner_earning(api, "20")
+    onboard(api, owner)
+    stripe.transfer_mode = "lose"
+    session = {"Cookie": f"echo_session={owner.token}", "Origin": "http://localhost", "Host": "localhost"}
+    form = {**session, "Content-Type": "application/x-www-form-urlencoded"}
+    posted = api.call("POST", "/earnings/payouts", data="amount=10&idempotencyKey=page-key", headers=form)
+    assert posted.status == 303 and posted.headers["Location"] == "/earnings"
+    flash = posted.headers["Set-Cookie"].split(";", 1)[0]
+    page = api.call("GET", "/earnings", headers={**session, "Cookie": f"{session['Cookie']}; {flash}"})
+    assert "Stripe has not confirmed this payout yet" in page.body
+    assert 'id="retry-payout"' in page.body and 'value="page-key"' in page.body and 'value="10.00"' in page.body
+    stripe.transfer_mode = "ok"
+    again = api.call("POST", "/earnings/payouts", data="amount=10.00&idempotencyKey=page-key", headers=form)
+    assert again.status == 303
+    [paid] = owner.call("GET", "/api/payouts").body["payouts"]
+    assert paid["status"] == "paid" and len(stripe.transfers) == 1
+
+
 def test_transfer_reversed_returns_the_money_to_available_once(api: Api, stripe: FakeStripe) -> None:
     owner = owner_earning(api, "30")
     onboard(api, owner)

@@ -190,6 +190,20 @@ def _transfer(secret_key: str | None, payout: dict[str, Any]) -> dict[str, Any]:
     return paid or _current(payout_id)
 
 
+def retry_pending(older_than_seconds: int = 300, limit: int = 50) -> list[PayoutOut]:
+    """Asks Stripe again for the transfers of payouts left pending (for a scheduled run): each makes the same
+    transfer as its first attempt would have (same idempotency key), or learns it was refused. Bounded; a payout
+    Stripe still does not answer for stays pending for the next run."""
+    credentials = config.connect_credentials()
+    done = []
+    for payout in db.stale_pending_payouts(older_than_seconds, limit):
+        try:
+            done.append(to_out(_transfer(credentials.secret_key, payout)))
+        except BadGateway:
+            continue
+    return done
+
+
 def _current(payout_id: UUID) -> dict[str, Any]:
     row = db.payout_by_id(payout_id)
     assert row is not None

@@ -28,6 +28,7 @@ from echo_control.db.earnings import (
     payouts_for_user,
     return_payout,
     set_payouts_enabled,
+    stale_pending_payouts,
     start_payout,
 )
 from echo_control.db.flashes import insert_flash, take_flash
@@ -108,6 +109,7 @@ __all__ = [
     "set_payment_session",
     "set_payouts_enabled",
     "set_user_clerk_id",
+    "stale_pending_payouts",
     "start_payout",
     "store_idempotent_response",
     "take_flash",

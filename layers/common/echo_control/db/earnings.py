@@ -326,3 +326,16 @@ def payouts_for_user(user_id: UUID, limit: int) -> list[Row]:
         )
         .fetchall()
     )
+
+
+def stale_pending_payouts(older_than_seconds: int, limit: int) -> list[Row]:
+    """Payouts still pending a while after they started (Stripe did not answer), oldest first."""
+    return (
+        connection()
+        .execute(
+            f"SELECT {_PAYOUT_COLUMNS} FROM payouts p WHERE p.status = 'pending' "
+            "AND p.created_at < now() - make_interval(secs => %s) ORDER BY p.created_at LIMIT %s",
+            [older_than_seconds, limit],
+        )
+        .fetchall()
+    )
