@@ -22,9 +22,9 @@ def create_payout_page() -> Response[str]:
         try:
             paid, _ = payouts.request_payout(who.user_id, body.amount, key)
         except BadGateway:  # the payout stays pending; the page says so and offers to ask again with the same key
-            said = "Stripe has not confirmed this payout yet: it is pending. Try again in a moment."
+            pending = "Stripe has not confirmed this payout yet: it is pending. Try again in a moment."
             retry = {"amount": format(body.amount, "f"), "key": key}
-            notice = pages.leave_flash(app, notice=said, notice_kind="bad", retry_payout=retry)
+            notice = pages.leave_flash(app, notice=pending, notice_kind="bad", retry_payout=retry)
             return pages.redirect("/earnings", cookie=notice)
     said = {"paid": "is on its way to your account", "failed": "was refused by Stripe: it is back in available"}
     message = f"The payout of {pages.usd(paid.amount)} {said.get(paid.status, 'is ' + paid.status)}."
