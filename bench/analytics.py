@@ -1,11 +1,12 @@
-"""Analytics at ten million transactions: p50/p99 latency of the usage endpoint, the app list and the first and a
-deep page of history, through the real handlers.
+"""Analytics at ten million transactions: p50/p99 latency of the usage endpoint, the app list, the first and a
+deep page of history, and the owners' earnings (all apps, and one app by day and model), through the real handlers.
 
     python bench/analytics.py [--rows 10000000] [--requests 300] [--keep]
 
 Loads 1,000 users and 200 apps (owned by 100 of the users: a key meters its owner, so the owners carry the
-traffic) with a year of transactions via COPY, builds the daily rollups the debit path keeps, then times each
-endpoint's handler with the authorizer's context, as API Gateway invokes it."""
+traffic; markups from 1 to 2) with a year of transactions via COPY, builds the daily rollups and the owners' cached
+earnings the debit path keeps, then times each endpoint's handler with the authorizer's context, as API Gateway
+invokes it."""
 
 import argparse
 import random
@@ -32,12 +33,13 @@ USERS, APPS, OWNERS = 1000, 200, 100
 def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.UUID]]]:
     users = [uuid.uuid4() for _ in range(USERS)]
     apps = [(uuid.uuid4(), users[i % OWNERS]) for i in range(APPS)]
+    quarters = [i % 5 for i in range(APPS)]  # markup 1 + quarters/4: 1, 1.25, 1.5, 1.75, 2
     with conn.cursor().copy("COPY users (id, email, clerk_id) FROM STDIN") as copy:
         for n, user in enumerate(users):
             copy.write_row((user, f"user{n}@bench.example", f"bench_{n}"))
-    with conn.cursor().copy("COPY echo_apps (id, name, user_id) FROM STDIN") as copy:
+    with conn.cursor().copy("COPY echo_apps (id, name, user_id, markup) FROM STDIN") as copy:
         for n, (app, owner) in enumerate(apps):
-            copy.write_row((app, f"App {n}", owner))
+            copy.write_row((app, f"App {n}", owner, 1 + quarters[n] / 4))
     conn.execute("ALTER TABLE llm_transactions DISABLE TRIGGER ALL")  # FK checks: the generator keeps them true
     conn.execute("DROP INDEX llm_transactions_user_idx, llm_transactions_app_idx")
     conn.execute("ALTER TABLE llm_transactions DROP CONSTRAINT llm_transactions_pkey")
@@ -45,7 +47,10 @@ def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.U
     start = datetime.now(UTC) - timedelta(days=365)
     per_day = rows // 365
     rng = random.Random(7)
-    columns = "id, model, input_tokens, output_tokens, total_tokens, cost, status, user_id, echo_app_id, created_at"
+    columns = (
+        "id, model, input_tokens, output_tokens, total_tokens, cost, status, user_id, echo_app_id, created_at, "
+        "markup_amount"
+    )
     with conn.cursor().copy(f"COPY llm_transactions ({columns}) FROM STDIN") as copy:
         for day in range(365):
             count = per_day + (rows - per_day * 365 if day == 364 else 0)
@@ -57,12 +62,15 @@ def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.U
                 model, price_in, price_out = MODELS[rng.randrange(len(MODELS))]
                 tokens_in, tokens_out = rng.randrange(50, 4000), rng.randrange(10, 1500)
                 micros = (tokens_in * price_in + tokens_out * price_out) // 1000
+                markup = (2 * micros * quarters[app_index] + 4) // 8  # micros × quarters / 4, half-up
+                micros += markup
                 status = "success" if rng.random() < 0.97 else ("error" if rng.random() < 0.7 else "timeout")
                 app, owner = apps[app_index]
                 stamp = (base + timedelta(seconds=second)).isoformat()
                 lines.append(
                     f"{uuid.uuid4()}\t{model}\t{tokens_in}\t{tokens_out}\t{tokens_in + tokens_out}\t"
-                    f"{micros // 1_000_000}.{micros % 1_000_000:06d}\t{status}\t{owner}\t{app}\t{stamp}\n"
+                    f"{micros // 1_000_000}.{micros % 1_000_000:06d}\t{status}\t{owner}\t{app}\t{stamp}\t"
+                    f"{markup // 1_000_000}.{markup % 1_000_000:06d}\n"
                 )
             copy.write("".join(lines))
     conn.execute("ALTER TABLE llm_transactions ADD PRIMARY KEY (id)")
@@ -71,10 +79,15 @@ def load(conn, rows: int) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.U
     conn.execute("ALTER TABLE llm_transactions ENABLE TRIGGER ALL")
     conn.execute("""
         INSERT INTO usage_daily (echo_app_id, day, model, status, user_id, calls, input_tokens, output_tokens,
-                                 total_tokens, cost)
+                                 total_tokens, cost, markup_amount)
         SELECT echo_app_id, (created_at AT TIME ZONE 'UTC')::date, model, status, user_id, count(*),
-               sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost)
+               sum(input_tokens), sum(output_tokens), sum(total_tokens), sum(cost), sum(markup_amount)
         FROM llm_transactions GROUP BY 1, 2, 3, 4, 5""")
+    # The owners' cached earnings, as the debits keep them (the entries themselves are not read by these endpoints).
+    conn.execute("""
+        INSERT INTO earnings_accounts (user_id, available, lifetime)
+        SELECT a.user_id, sum(u.markup_amount), sum(u.markup_amount)
+        FROM usage_daily u JOIN echo_apps a ON a.id = u.echo_app_id GROUP BY a.user_id""")
     conn.execute("VACUUM ANALYZE llm_transactions")
     conn.execute("VACUUM ANALYZE usage_daily")
     return users, apps
@@ -107,10 +120,20 @@ def main() -> None:
                 "WHERE relname IN ('llm_transactions', 'usage_daily') ORDER BY relname"
             ).fetchall()
             rollup_rows = conn.execute("SELECT count(*) FROM usage_daily").fetchone()[0]
+        # The app earnings' closed days, as a running deployment has them (each is summed once, when first read):
+        # the first read of the busiest app's whole history, then every other app's.
+        from echo_control import earnings
+
+        closed = earnings._closed_through()
+        busiest = apps[0][0]  # the weights make the first app the busiest
+        first = time.perf_counter()
+        db.close_earnings_days([busiest], closed)
+        first_ms = (time.perf_counter() - first) * 1000
+        db.close_earnings_days([app for app, _ in apps], closed)
         print(
             f"loaded {args.rows:,} transactions in {time.monotonic() - began:.0f}s; database {size}; "
             + ", ".join(f"{name} {pretty}" for name, pretty in tables)
-            + f"; {rollup_rows:,} rollup rows"
+            + f"; {rollup_rows:,} rollup rows; the busiest app's closed earnings days summed in {first_ms:.0f} ms"
         )
 
         gateway = LocalApiGateway()
@@ -188,6 +211,19 @@ def main() -> None:
                     "/api/transactions",
                     (o := rng.choice(list(deep_cursor))),
                     query={"limit": "50", "cursor": deep_cursor[o]},
+                ),
+            ),
+            "earnings, all apps": lambda: (
+                routes[("GET", "/api/earnings")],
+                event("/api/earnings", "/api/earnings", rng.choice(owners)),
+            ),
+            "app earnings (30 days)": lambda: (
+                routes[("GET", "/api/echo-apps/{id}/earnings")],
+                event(
+                    "/api/echo-apps/{id}/earnings",
+                    f"/api/echo-apps/{(a := rng.choice(apps))[0]}/earnings",
+                    a[1],
+                    params={"id": str(a[0])},
                 ),
             ),
         }

@@ -1,6 +1,8 @@
 """Debits per second through the real authorizer and RecordTransaction handler, against pgbench running the
 same SQL on the same server, side by side: (a) many users, (b) one hot user with 16 concurrent callers, (c) many
-users whose apps have prices of their own (allowed models and an override).
+customers of one app with a markup, so that every debit also credits the same owner's earnings (one hot row), (d) many
+users whose apps have prices of their own (allowed models and an override; loaded once per function and version, so
+the statements stay the same).
 
     python bench/debits.py [--seconds 8] [--rounds 3] [--users 200] [--callers 16] [--processes 4]
 
@@ -19,22 +21,30 @@ from pathlib import Path
 
 from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
 
-from tests.invariants import unreconciled_balances
+from tests.invariants import markup_not_earned, unreconciled_balances, unreconciled_earnings
 
 # No cost: each call is priced from genai-prices' data on the path, as a proxy that sends only usage would have it.
 CALL_BODY = json.dumps({"model": "gpt-4o-mini", "inputTokens": 120, "outputTokens": 40})
 PRICED_COST = "0.000042"  # 120 x $0.15 + 40 x $0.60 per million: what pgbench's copy of the statement debits
+SHARED_MARKUP = Decimal("1.25")  # case (c): 0.000042 x 0.25 = 0.0000105, half-up 0.000011 to the owner
+SHARED_COST, SHARED_EARNING = "0.000053", "0.000011"
 
 
-def setup(users: int) -> list[tuple[str, str]]:
-    """users × (user, app, key) with a large balance; returns (key, user id) and fills bench_keys for pgbench."""
+def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """users × (user, app, key) with a large balance, and each user's customer key for one shared app of another
+    owner (markup 1.25); returns ((key, user id) of their own apps, the shared app's keys) and fills bench_keys and
+    bench_shared_keys for pgbench."""
     from echo_control import db, keys, ledger
 
-    out = []
+    out, shared = [], []
     with db.transaction() as conn:
-        conn.execute(
-            "CREATE TABLE bench_keys (n int PRIMARY KEY, user_id uuid, app_id uuid, key_id uuid, key_hash bytea)"
-        )
+        for table in ("bench_keys", "bench_shared_keys"):
+            conn.execute(
+                f"CREATE TABLE {table} (n int PRIMARY KEY, user_id uuid, app_id uuid, key_id uuid, key_hash bytea)"
+            )
+    owner = db.user_for_clerk_id("bench_owner", "bench-owner@example.com", None)
+    assert owner is not None
+    shared_app = db.insert_app(owner["id"], "bench shared app", None, SHARED_MARKUP, accepts_customers=True)
     for n in range(1, users + 1):
         user = db.user_for_clerk_id(f"bench_{n}", f"bench{n}@example.com", None)
         assert user is not None
@@ -56,8 +66,26 @@ def setup(users: int) -> list[tuple[str, str]]:
                 [n, user["id"], app["id"], row["id"], keys.key_hash(key)],
             )
         out.append((key, str(user["id"])))
+        customer_key = keys.generate_key()
+        customer_row = db.insert_api_key(
+            user["id"],
+            shared_app["id"],
+            None,
+            keys.key_hash(customer_key),
+            customer_key[:12],
+            customer_key[-4:],
+            None,
+            as_customer=True,
+        )
+        assert customer_row is not None
+        with db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO bench_shared_keys VALUES (%s, %s, %s, %s, %s)",
+                [n, user["id"], shared_app["id"], customer_row["id"], keys.key_hash(customer_key)],
+            )
+        shared.append(customer_key)
     db.discard_connection()
-    return out
+    return out, shared
 
 
 def _caller(gateway, route, auth_dir, record_dir, keys_to_use, deadline, counts, index) -> None:
@@ -189,26 +217,26 @@ OVERRIDE = {
 }
 
 
-def pgbench_script(hot: bool) -> str:
-    """The same statements the path sends: the authorizer's key lookup and the one-statement debit. With prices of
-    its own, an app's prices are loaded once per function and version, not per call: the statements stay these."""
+def pgbench_script(hot: bool, shared: bool = False) -> str:
+    """The same two statements the path sends: the authorizer's key lookup and the one-statement debit."""
     from echo_control import db
-    from echo_control.db.keys import _ACTIVE_KEY_BY_HASH
+    from echo_control.db import keys as db_keys
 
+    table = "bench_shared_keys" if shared else "bench_keys"
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
-    key = _ACTIVE_KEY_BY_HASH.replace("%(hash)s", "(SELECT key_hash FROM bench_keys WHERE n = :n)").replace(
+    key = db_keys._ACTIVE_KEY_BY_HASH.replace("%(hash)s", f"(SELECT key_hash FROM {table} WHERE n = :n)").replace(
         "%(count_hit)s", "true"
     )
     values = {
-        "cost": f"{PRICED_COST}::numeric",
-        "markup_amount": "0::numeric",
+        "cost": f"{SHARED_COST if shared else PRICED_COST}::numeric",
+        "markup_amount": f"{SHARED_EARNING if shared else 0}::numeric",
         "provider": "NULL::text",
         "cache_read_tokens": "0",
         "cache_write_tokens": "0",
         "reasoning_tokens": "0",
-        "user_id": "(SELECT user_id FROM bench_keys WHERE n = :n)",
-        "echo_app_id": "(SELECT app_id FROM bench_keys WHERE n = :n)",
-        "api_key_id": "(SELECT key_id FROM bench_keys WHERE n = :n)",
+        "user_id": f"(SELECT user_id FROM {table} WHERE n = :n)",
+        "echo_app_id": f"(SELECT app_id FROM {table} WHERE n = :n)",
+        "api_key_id": f"(SELECT key_id FROM {table} WHERE n = :n)",
         "model": "'gpt-4o-mini'",
         "input_tokens": "120",
         "output_tokens": "40",
@@ -234,22 +262,24 @@ def main() -> None:
 
     url, admin = fresh_database("echo_bench_debits")
     try:
-        holders = setup(args.users)
+        holders, shared_keys = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians")
         print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}")
-        cases = (("(a) many users", False, False), ("(b) one hot user", True, False))
-        cases += (("(c) many users, app prices", False, True),)
-        for label, hot, priced in cases:
-            if priced:
+        cases = (
+            ("(a) many users", False, False, all_keys),
+            ("(b) one hot user", True, False, all_keys[:1]),
+            ("(c) one owner's customers", False, True, shared_keys),
+            ("(d) many users, app prices", False, False, all_keys),
+        )
+        for label, hot, shared, keys_to_use in cases:
+            if label.startswith("(d)"):
                 give_apps_prices()
             script = Path(tempfile.mkstemp(suffix=".sql")[1])
-            script.write_text(pgbench_script(hot))
+            script.write_text(pgbench_script(hot, shared))
             ours_rates, bench_rates = [], []
             for _ in range(args.rounds):
-                ours_rates.append(
-                    ours(url, all_keys[:1] if hot else all_keys, args.callers, args.processes, args.seconds)
-                )
+                ours_rates.append(ours(url, keys_to_use, args.callers, args.processes, args.seconds))
                 bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
             a, b = median(ours_rates), median(bench_rates)
             print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
@@ -259,7 +289,10 @@ def main() -> None:
         from echo_control import db
 
         failures = unreconciled_balances()
-        print(f"reconciliation after the run: {len(failures)} users off")
+        print(f"reconciliation after the run: {len(failures)} users off", end="; ")
+        print(
+            f"{len(unreconciled_earnings())} owners' earnings off; {len(markup_not_earned())} calls' markup not earned"
+        )
     finally:
         from echo_control import db
 

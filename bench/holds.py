@@ -189,7 +189,7 @@ def main() -> None:
 
     url, admin = fresh_database("echo_bench_holds")
     try:
-        holders = setup(args.users)
+        holders, _ = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds")
         print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}")

@@ -51,7 +51,8 @@ def _limits() -> str:
 
     return "\n".join(
         [
-            "Control plane for monetized LLM apps: Echo apps, API keys, prepaid credits, metering and analytics.",
+            "Control plane for monetized LLM apps: Echo apps, API keys, prepaid credits, metering and analytics; "
+            "customers of an app pay its markup to the owner's earnings, paid out through Stripe Connect.",
             "",
             "Money is exact: amounts in requests and responses are decimal strings of USD, never floats.",
             'Errors are `{"error": {"code", "message", "details"}, "message"}`; the top-level `message` repeats the '
@@ -70,6 +71,7 @@ def _limits() -> str:
             f"- token counts 0 to {models.MAX_TOKENS:,} each; cost 0 to {models.MAX_COST} USD per call",
             f"- payments {models.MIN_PAYMENT} to {models.MAX_PAYMENT:,} USD; adjustments up to "
             f"{models.MAX_ADJUSTMENT:,} USD",
+            f"- payouts in cents, from ECHO_MIN_PAYOUT_USD (10 by default) to {models.MAX_PAYOUT:,} USD",
             f"- pages of at most {models.MAX_PAGE_SIZE} transactions (default {models.DEFAULT_PAGE_SIZE})",
             f"- an app's prices: at most {models.MAX_PRICED_MODELS} allowed models and {models.MAX_PRICED_MODELS} "
             f"overrides, model names of {models.MAX_PRICED_MODEL_LENGTH} characters, 0 to "

@@ -22,11 +22,17 @@ SPARE_KEY_ID = UUID("33333333-3333-4333-8333-444444444444")  # the one revoke_ap
 SAMPLE_HOLDS = [UUID(f"44444444-4444-4444-8444-00000000000{n}") for n in (1, 2, 3)]
 SAMPLE_KEY = "echo_SampleKeyForEventsOnly000000000000000000000056Lus"
 SAMPLE_SESSION = "cs_mock_SampleSessionForTheEventsOnly"
+SAMPLE_ACCOUNT = "acct_mock_SampleAccountForTheEvents"  # the sample user's (mock) connected account
+SAMPLE_CUSTOMER = UUID("11111111-1111-4111-8111-222222222222")
+SAMPLE_CUSTOMER_EMAIL = "sample-customer@example.com"
+SAMPLE_CUSTOMER_KEY_ID = UUID("33333333-3333-4333-8333-555555555555")
 COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
 
 
 def load_sample_rows() -> None:
-    """The user, admin, app and keys the sample events name, with some credit and a pending payment (idempotent)."""
+    """The user, admin, app and keys the sample events name, with some credit and a pending payment; a customer of
+    the app whose one call earned the sample user 12 USD, and the sample user's onboarded (mock) connected account,
+    so that a sample payout is paid (idempotent)."""
     from echo_control import db, keys, ledger
 
     with db.transaction() as conn:
@@ -42,7 +48,8 @@ def load_sample_rows() -> None:
             "INSERT INTO balances (user_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [SAMPLE_USER, SAMPLE_ADMIN]
         )
         conn.execute(
-            "INSERT INTO echo_apps (id, name, user_id) VALUES (%s, 'Sample app', %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO echo_apps (id, name, user_id, markup, accepts_customers) "
+            "VALUES (%s, 'Sample app', %s, 2, true) ON CONFLICT DO NOTHING",
             [SAMPLE_APP, SAMPLE_USER],
         )
         for key_id, key in ((SAMPLE_KEY_ID, SAMPLE_KEY), (SPARE_KEY_ID, keys.generate_key())):
@@ -74,6 +81,63 @@ def load_sample_rows() -> None:
                 "UPDATE api_keys SET held = held + hold.amount FROM hold WHERE id = %(key)s",
                 {"id": hold_id, "user": SAMPLE_USER, "app": SAMPLE_APP, "key": SAMPLE_KEY_ID},
             )
+        _load_sample_customer(conn)
+
+
+def _load_sample_customer(conn: Any) -> None:
+    from echo_control import db, keys, ledger
+
+    conn.execute(
+        "INSERT INTO users (id, email, clerk_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        [SAMPLE_CUSTOMER, SAMPLE_CUSTOMER_EMAIL, f"dev_{SAMPLE_CUSTOMER_EMAIL}"],
+    )
+    conn.execute("INSERT INTO balances (user_id) VALUES (%s) ON CONFLICT DO NOTHING", [SAMPLE_CUSTOMER])
+    conn.execute(
+        "INSERT INTO app_customers (echo_app_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        [SAMPLE_APP, SAMPLE_CUSTOMER],
+    )
+    key = keys.generate_key()
+    conn.execute(
+        "INSERT INTO api_keys (id, key_hash, key_prefix, key_last4, user_id, echo_app_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        [SAMPLE_CUSTOMER_KEY_ID, keys.key_hash(key), key[:12], key[-4:], SAMPLE_CUSTOMER, SAMPLE_APP],
+    )
+    conn.execute(
+        "INSERT INTO earnings_accounts (user_id, stripe_account_id, payouts_enabled) VALUES (%s, %s, true) "
+        "ON CONFLICT (user_id) DO UPDATE SET stripe_account_id = COALESCE(earnings_accounts.stripe_account_id, "
+        "excluded.stripe_account_id), payouts_enabled = true",
+        [SAMPLE_USER, SAMPLE_ACCOUNT],
+    )
+    credited = ledger.credit(
+        conn,
+        SAMPLE_CUSTOMER,
+        Decimal("30"),
+        kind="admin_adjustment",
+        key="events:customer-credit",
+        reference_id=None,
+        paid=Decimal(0),
+    )
+    if credited:  # first load only: one metered call whose markup (×2) earns the owner 12 USD
+        db.record_debit(
+            conn,
+            {
+                "user_id": SAMPLE_CUSTOMER,
+                "echo_app_id": SAMPLE_APP,
+                "api_key_id": SAMPLE_CUSTOMER_KEY_ID,
+                "model": "gpt-4o",
+                "provider": "openai",
+                "input_tokens": 1000,
+                "output_tokens": 500,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+                "total_tokens": 1500,
+                "cost": Decimal("24"),
+                "markup_amount": Decimal("12"),
+                "status": "success",
+                "metadata": None,
+            },
+        )
 
 
 def ready_event(name: str, event: dict[str, Any]) -> dict[str, Any]:

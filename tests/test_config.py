@@ -31,6 +31,9 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
         ("ECHO_MAX_PAYMENT_USD", "0"),
         ("ECHO_MAX_PAYMENT_USD", "50000"),  # above the API's ceiling of 10,000
         ("ECHO_MAX_PAYMENT_USD", "10.001"),
+        ("ECHO_MIN_PAYOUT_USD", "abc"),
+        ("ECHO_MIN_PAYOUT_USD", "0.5"),
+        ("ECHO_MIN_PAYOUT_USD", "10.001"),
         ("ECHO_PUBLIC_URL", "localhost:3000"),
         ("ECHO_PUBLIC_URL", "ftp://example.com"),
         ("ECHO_PUBLIC_URL", "https://example.com/?next=x"),
@@ -50,7 +53,11 @@ def test_a_wrong_value_stops_the_start_with_a_message_naming_it(monkeypatch, nam
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("STRIPE_SECRET_KEY", "pk_test_publishable"), ("STRIPE_WEBHOOK_SECRET", "my-webhook-secret")],
+    [
+        ("STRIPE_SECRET_KEY", "pk_test_publishable"),
+        ("STRIPE_WEBHOOK_SECRET", "my-webhook-secret"),
+        ("STRIPE_CONNECT_WEBHOOK_SECRET", "my-connect-secret"),
+    ],
 )
 def test_a_wrong_secret_stops_the_start_without_being_printed(monkeypatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
@@ -189,9 +196,14 @@ def test_a_broken_stripe_secret_is_a_configuration_error_on_every_payment_route(
 def test_with_a_complete_secret_the_development_webhook_secret_and_the_mock_are_refused(
     api: Api, user: Any, stripe_secret: Callable[[Any], None]
 ) -> None:
-    stripe_secret({"secretKey": "sk_live_real", "webhookSecret": "whsec_real"})
+    stripe_secret({"secretKey": "sk_live_real", "webhookSecret": "whsec_real", "connectWebhookSecret": "whsec_conn"})
     _, _, webhook = payment_routes(user, api)
     assert webhook.status == 400 and webhook.error_code == "invalid_signature"
+    for secret in (config.DEV_WEBHOOK_SECRET, config.DEV_CONNECT_WEBHOOK_SECRET):
+        payload = json.dumps({"id": "evt_x", "object": "event", "type": "account.updated", "data": {}})
+        signed = {"Stripe-Signature": payments.sign_payload(payload, secret)}
+        refused = api.call("POST", "/api/stripe/webhook", data=payload, headers=signed)
+        assert refused.status == 400 and refused.error_code == "invalid_signature"
     session = f"{payments.MOCK_SESSION_PREFIX}{uuid.uuid4().hex}"
     assert api.call("GET", f"/checkout/mock/{session}").status == 404
     assert (
@@ -202,10 +214,43 @@ def test_with_a_complete_secret_the_development_webhook_secret_and_the_mock_are_
     )
 
 
+def test_without_a_connect_webhook_secret_in_the_cloud_payouts_fail_closed_and_payments_go_on(
+    api: Api, user: Any, stripe_secret: Callable[[Any], None], caplog
+) -> None:
+    """The Connect secret is optional in the Stripe secret for payments, required for payouts: the payout routes
+    answer 503 configuration_error, and an event the platform secret does not verify cannot be a Connect event
+    verified with a development secret either (503, not a fallback)."""
+    stripe_secret({"secretKey": "sk_live_real", "webhookSecret": "whsec_real"})
+    for method, path, body in (("POST", "/api/payouts/account", None), ("POST", "/api/payouts", {"amount": "10"})):
+        reply = user.call(method, path, body)
+        assert reply.status == 503 and reply.error_code == "configuration_error", (path, reply.body)
+    payload = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": "checkout.session.completed"})
+    platform = {"Stripe-Signature": payments.sign_payload(payload, "whsec_real")}
+    assert api.call("POST", "/api/stripe/webhook", data=payload, headers=platform).status == 200
+    connect = {"Stripe-Signature": payments.sign_payload(payload, config.DEV_CONNECT_WEBHOOK_SECRET)}
+    refused = api.call("POST", "/api/stripe/webhook", data=payload, headers=connect)
+    assert refused.status == 503 and refused.error_code == "configuration_error"
+    assert any("Connect webhook secret is missing" in getattr(r, "problem", "") for r in caplog.records)
+    assert user.call("GET", "/api/payouts").body["payouts"] == []
+
+
+def test_a_malformed_connect_webhook_secret_is_a_configuration_error(
+    user: Any, stripe_secret: Callable[[Any], None]
+) -> None:
+    stripe_secret({"secretKey": "sk_live_real", "webhookSecret": "whsec_real", "connectWebhookSecret": "conn"})
+    for reply in (
+        user.call("POST", "/api/payouts/account"),
+        user.call("POST", "/api/stripe/payment-link", {"amount": "5"}),
+    ):
+        assert reply.status == 503 and reply.error_code == "configuration_error"
+
+
 def test_on_lambda_without_any_stripe_secret_payments_fail_closed(api: Api, user: Any, monkeypatch) -> None:
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "echo-CreatePaymentLinkFunction")
     for reply in payment_routes(user, api):
         assert reply.status == 503
+    for reply in (user.call("POST", "/api/payouts/account"), user.call("POST", "/api/payouts", {"amount": "10"})):
+        assert reply.status == 503 and reply.error_code == "configuration_error"
     assert user.call("GET", "/api/payments").body["payments"] == []
 
 

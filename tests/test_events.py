@@ -62,6 +62,20 @@ EXPECTED_STATUS = {
     "get_hold": 200,
     "get_ledger": 200,
     "export_statement": 200,
+    "list_app_customers": 200,
+    "get_earnings": 200,
+    "get_app_earnings": 200,
+    "create_payout_account": 200,
+    "create_payout": 201,
+    "list_payouts": 200,
+    "show_mock_onboarding": 200,
+    "complete_mock_onboarding": 303,
+    "show_earnings": 200,
+    "start_onboarding_page": 303,
+    "create_payout_page": 303,
+    "show_join": 200,
+    "join_app_page": 303,
+    "set_customers_page": 303,
 }
 
 

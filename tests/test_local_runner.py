@@ -91,13 +91,13 @@ def test_the_runner_listens_on_loopback_only(runner: Runner) -> None:
     assert [address.ip for address in listening] == ["127.0.0.1"]
 
 
-def quickstart_block() -> str:
-    """The first bash block of the README's Quickstart section."""
+def quickstart_block(index: int = 0) -> str:
+    """A bash block of the README's Quickstart section (the first by default)."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("\n## Quickstart\n", 1)[1].split("\n## ", 1)[0]
-    found = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert found, "the Quickstart section has a bash block"
-    return found.group(1)
+    found = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert len(found) > index, "the Quickstart section has the bash blocks"
+    return str(found[index])
 
 
 def test_the_readme_quickstart_works_line_for_line(runner: Runner) -> None:
@@ -115,6 +115,22 @@ def test_the_readme_quickstart_works_line_for_line(runner: Runner) -> None:
     assert usage["calls"] == 1 and usage["cost"] == call["cost"]
     assert Decimal(balance["totalPaid"]) == Decimal(10)
     assert Decimal(balance["balance"]) == Decimal(10) - Decimal(call["cost"])
+
+
+def test_the_readme_customers_and_payouts_work_line_for_line(runner: Runner) -> None:
+    """The Quickstart's second block, after its first: a customer's call earns the owner the markup, which the
+    mock onboarding and a payout take all the way to a (mock) transfer."""
+    script = (quickstart_block(0) + quickstart_block(1)).replace("ECHO=http://localhost:3000", f"ECHO={runner.url}", 1)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-x", "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    opened, call, customer, payout, earnings = (json.loads(line) for line in done.stdout.strip().splitlines()[-5:])
+    assert opened == {"acceptsCustomers": True, "markup": "1.5000"}
+    assert call == {"providerCost": "30.000000", "markupAmount": "15.000000", "cost": "45.000000"}
+    assert customer == {"email": "customer@example.com", "calls": 1, "spent": "45.000000"}
+    assert payout == {"amount": "15.000000", "status": "paid"}
+    assert earnings == {"available": "0.000000", "paidOut": "15.000000", "lifetime": "15.000000"}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

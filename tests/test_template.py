@@ -25,9 +25,18 @@ NO_SECRET = {
     "SignOutFunction",
 }
 NO_SECRET |= {"ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
+NO_SECRET |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
 PAYMENT_FUNCTIONS = {"CreatePaymentLinkFunction", "BuyCreditsFunction", "StripeWebhookFunction"}
-# What exists only for local development: dev sign-in (API and form) and the mock checkout.
+# Payouts make Stripe Connect accounts and transfers (the API and the earnings page's forms).
+PAYMENT_FUNCTIONS |= {
+    "CreatePayoutAccountFunction",
+    "CreatePayoutFunction",
+    "StartOnboardingPageFunction",
+    "CreatePayoutPageFunction",
+}
+# What exists only for local development: dev sign-in (API and form), the mock checkout and the mock onboarding.
 DEVELOPMENT_ONLY = {"CreateDevSessionFunction", "SignInFunction", "ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
+DEVELOPMENT_ONLY |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
 
 
 def secrets_of(name: str) -> set[str]:

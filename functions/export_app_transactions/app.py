@@ -17,9 +17,9 @@ def export_app_transactions(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response[str]:
     who = pages.signed_in(app)
-    owned = apps.owned_app(who.user_id, id)
-    text, next_cursor = analytics.export_csv(who.user_id, owned["id"], None, None, cursor)
-    headers = {"Content-Disposition": f'attachment; filename="{owned["id"]}-transactions.csv"'}
+    app_scope, used_app_id = apps.history_scope(who.user_id, id)  # an owner's app: every call; else one's own
+    text, next_cursor = analytics.export_csv(who.user_id, app_scope, None, None, cursor, used_app_id)
+    headers = {"Content-Disposition": f'attachment; filename="{app_scope or used_app_id}-transactions.csv"'}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor
     return Response(status_code=200, content_type="text/csv; charset=utf-8", body=text, headers=headers)

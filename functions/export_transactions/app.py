@@ -25,8 +25,8 @@ def export_transactions(
     cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> Response[str]:
     owner = user_caller(app).user_id
-    app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None
-    text, next_cursor = analytics.export_csv(owner, app_scope, since, until, cursor)
+    app_scope, used_app_id = apps.history_scope(owner, echo_app_id)  # an owner's app: every call; else one's own
+    text, next_cursor = analytics.export_csv(owner, app_scope, since, until, cursor, used_app_id)
     headers = {"Content-Disposition": 'attachment; filename="transactions.csv"'}
     if next_cursor:
         headers["X-Next-Cursor"] = next_cursor

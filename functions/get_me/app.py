@@ -14,7 +14,7 @@ def get_me() -> MeOut:
     user = db.user_by_id(who.user_id)
     if user is None:
         raise Unauthorized("Unknown user")
-    echo_app = apps.to_out(apps.owned_app(who.user_id, who.echo_app_id)) if who.echo_app_id else None
+    echo_app = apps.key_app(who.user_id, who.echo_app_id) if who.echo_app_id else None
     return MeOut(
         user=UserOut(id=str(user["id"]), email=user["email"], name=user["name"], role=who.role),
         auth_type=who.auth_type,

@@ -30,10 +30,11 @@ def list_transactions(
     user_id: ActingUserId = None,
 ) -> TransactionPage:
     owner = auth.acting_user(user_caller(app), user_id)
-    app_scope = apps.owned_app(owner, echo_app_id)["id"] if echo_app_id else None
+    app_scope, used_app_id = apps.history_scope(owner, echo_app_id)  # an owner's app: every call; else one's own
     return ledger.list_transactions(
         owner,
         app_scope=app_scope,
+        echo_app_id=used_app_id,
         model=model,
         status=status,
         since=since,

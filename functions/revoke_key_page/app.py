@@ -18,7 +18,7 @@ def revoke_key_page(
 ) -> Response[str]:
     who = pages.signed_in(app)
     pages.form(app)
-    owned = apps.owned_app(who.user_id, id)
+    owned = apps.used_app(who.user_id, id)  # the owner's app, or one the person is a customer of
     with pages.form_errors(back=f"/apps/{owned['id']}", form="revoke_key", values={}):
         revoked = keys.revoke_key(who.user_id, key_id)
     said = f"Key …{revoked.last4} is revoked: calls with it are refused."

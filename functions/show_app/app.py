@@ -1,4 +1,4 @@
-"""GET /apps/{id} — an app's usage chart, usage by model, keys and recent transactions."""
+"""GET /apps/{id} — an app's page: for its owner usage, keys, customers and recent calls; for a customer their own."""
 
 from typing import Annotated
 
@@ -13,8 +13,7 @@ app = pages.page_resolver()
 
 @app.get("/apps/<id>", include_in_schema=False)
 def show_app(id: Annotated[str, Path(max_length=64)]) -> Response[str]:
-    who = pages.signed_in(app)
-    return pages.render_page(app, "app.html", **pages.app_page(who, id))
+    return pages.app_page(app, pages.signed_in(app), id)
 
 
 lambda_handler = entrypoint(app)

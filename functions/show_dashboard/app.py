@@ -1,4 +1,4 @@
-"""GET /dashboard — every app with its usage, the balance at a glance, create an app, buy credits."""
+"""GET /dashboard — every app with its usage, the apps one uses, the balance at a glance, create an app, buy credits."""
 
 from typing import Annotated
 
@@ -20,6 +20,7 @@ def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) 
         active="dashboard",
         user=pages.user_view(who),
         apps=apps.list_apps(who.user_id).echo_apps,
+        apps_used=apps.apps_used(who.user_id),
         balance=ledger.get_balance(who.user_id),
         credited=ledger.adjustments_total(who.user_id),
         next_path="/dashboard",

@@ -1,4 +1,4 @@
-"""POST /api/stripe/webhook — Stripe's signed deliveries: credits, failures and refunds, each applied once."""
+"""POST /api/stripe/webhook — Stripe's signed deliveries, platform and Connect: payments and payouts, applied once."""
 
 from echo_control import payments
 from echo_control.errors import PayloadTooLarge

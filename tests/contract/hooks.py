@@ -19,8 +19,8 @@ def map_case(context: Any, case: Any) -> Any:
     if query is not None:
         query.pop("cursor", None)  # opaque: only a cursor the API handed out is valid
         query.pop("userId", None)  # naming another user is an admin's privilege (403 otherwise)
-        if case.operation.path.endswith("/usage"):
-            query.pop("from", None)  # a usage range spans at most 732 days and must not run backwards:
+        if case.operation.path.endswith(("/usage", "/earnings")):
+            query.pop("from", None)  # a usage or earnings range spans at most 732 days and must not run backwards:
             query.pop("to", None)  # tests/test_analytics.py covers ranges
         elif "from" in query and "to" in query:
             query.pop("from")  # from must not be after to; one bound alone is always valid
@@ -56,6 +56,10 @@ def map_case(context: Any, case: Any) -> Any:
                 body["allowedModels"] = _distinct(body["allowedModels"], lambda name: name)
             if isinstance(body.get("overrides"), list):
                 body["overrides"] = _distinct(body["overrides"], lambda override: override.get("model", ""))
+        amount = body.get("amount")
+        # the deployment's minimum payout (ECHO_MIN_PAYOUT_USD) is not in the schema
+        if path == "/api/payouts" and isinstance(amount, str | int | float) and Decimal(str(amount)) < 10:
+            body["amount"] = "10.00"
         if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
             body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case

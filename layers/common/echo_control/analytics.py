@@ -86,6 +86,7 @@ def export_csv(
     since: date | datetime | None,
     until: date | datetime | None,
     cursor: str | None,
+    echo_app_id: UUID | None = None,
 ) -> tuple[str, str | None]:
     """(CSV text, next cursor): rows newest first, fetched a page at a time and written as they come."""
     since, until = instant_of(since, end=False), instant_of(until, end=True)
@@ -99,6 +100,7 @@ def export_csv(
         page = ledger.list_transactions(
             user_id,
             app_scope=app_scope,
+            echo_app_id=echo_app_id,
             since=since,
             until=until,
             cursor=cursor,

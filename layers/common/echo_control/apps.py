@@ -1,4 +1,5 @@
-"""Echo apps: create, list with usage totals, details, update; each visible only to its owner."""
+"""Echo apps: create, list with usage totals, details, update; each visible only to its owner, except the public
+view (id, name, description, markup) a customer gets, and the customers list its owner gets."""
 
 from collections.abc import Callable
 from typing import Any
@@ -9,11 +10,14 @@ from echo_control.errors import NotFound
 from echo_control.identity import as_uuid
 from echo_control.models import (
     AppPrices,
+    CustomerList,
+    CustomerOut,
     EchoAppCreate,
     EchoAppCreated,
     EchoAppDetail,
     EchoAppList,
     EchoAppOut,
+    EchoAppPublic,
     EchoAppUpdate,
     ModelUsage,
     PriceOverride,
@@ -23,6 +27,7 @@ from echo_control.models import (
 )
 
 RECENT_TRANSACTIONS = 20
+MAX_CUSTOMERS_LISTED = 1000
 
 
 def totals_from(row: dict[str, Any]) -> UsageTotals:
@@ -45,6 +50,7 @@ def to_out(row: dict[str, Any], totals: UsageTotals | None = None) -> EchoAppOut
         user_id=str(row["user_id"]),
         markup=row["markup"],
         is_active=row["is_active"],
+        accepts_customers=row["accepts_customers"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         totals=totals,
@@ -52,7 +58,8 @@ def to_out(row: dict[str, Any], totals: UsageTotals | None = None) -> EchoAppOut
 
 
 def create_app(user_id: UUID, body: EchoAppCreate) -> EchoAppCreated:
-    app = to_out(db.insert_app(user_id, body.name, body.description, body.markup), UsageTotals())
+    row = db.insert_app(user_id, body.name, body.description, body.markup, body.accepts_customers)
+    app = to_out(row, UsageTotals())
     return EchoAppCreated(**app.model_dump(), echo_app=app)
 
 
@@ -73,10 +80,47 @@ def owned_app(user_id: UUID, app_id: str | UUID) -> dict[str, Any]:
     return row
 
 
-def app_details(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> EchoAppDetail:
-    """An owner's view of the app; an API key may read its own app only (another app is 404)."""
+def app_for_user(user_id: UUID, app_id: str | UUID | None) -> dict[str, Any]:
+    """The app's row with `relation`: 'owner', 'customer', or 'open' (it accepts customers and this user is not
+    one yet). Another user's app that does not accept customers is 404, exactly like a missing one."""
+    parsed = as_uuid(app_id)
+    row = db.app_for_user(parsed, user_id) if parsed else None
+    if row is None:
+        raise NotFound("Echo app not found")
+    return row
+
+
+def used_app(user_id: UUID, app_id: str | UUID | None) -> dict[str, Any]:
+    """The app's row if this user owns it or is its customer (404 otherwise)."""
+    row = app_for_user(user_id, app_id)
+    if row["relation"] == "open":
+        raise NotFound("Echo app not found")
+    return row
+
+
+def public_view(row: dict[str, Any]) -> EchoAppPublic:
+    return EchoAppPublic(id=str(row["id"]), name=row["name"], description=row["description"], markup=row["markup"])
+
+
+def app_view(user_id: UUID, app_id: str, key_app_id: UUID | None = None) -> EchoAppDetail | EchoAppPublic:
+    """The owner's view of the app, or for anyone else who may see it (a customer, or a user invited to become one)
+    its public view. An API key may read its own app only (another app is 404)."""
     if key_app_id is not None and as_uuid(app_id) != key_app_id:
         raise NotFound("Echo app not found")
+    row = app_for_user(user_id, app_id)
+    if row["relation"] != "owner":
+        return public_view(row)
+    return app_details(user_id, app_id)
+
+
+def key_app(user_id: UUID, app_id: UUID) -> EchoAppOut | EchoAppPublic:
+    """An API key's own app: the owner's key sees the app, a customer's key its public view."""
+    row = used_app(user_id, app_id)
+    return to_out(row) if row["relation"] == "owner" else public_view(row)
+
+
+def app_details(user_id: UUID, app_id: str) -> EchoAppDetail:
+    """An owner's view of the app: usage by model, the owner's keys, recent transactions (every user's)."""
     row = owned_app(user_id, app_id)
     by_model = [ModelUsage(model=r["model"], **totals_from(r).model_dump()) for r in db.usage_by_model(row["id"])]
     totals = UsageTotals.sum(by_model)
@@ -153,3 +197,34 @@ def edit_app_prices(user_id: UUID, app_id: str | UUID, edit: Callable[[AppPrices
         overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
         db.replace_app_prices(conn, parsed, allowed, overrides)
         return _prices_out(*db.app_prices(parsed, conn))
+
+
+def customers(user_id: UUID, app_id: str) -> CustomerList:
+    """The owner's list of the app's customers, newest first, with what each spent on it."""
+    row = owned_app(user_id, app_id)
+    return CustomerList(
+        customers=[
+            CustomerOut(
+                user_id=str(r["user_id"]),
+                email=r["email"],
+                first_seen=r["first_seen"],
+                calls=r["calls"],
+                spent=r["spent"],
+            )
+            for r in db.customers_of_app(row["id"], MAX_CUSTOMERS_LISTED)
+        ]
+    )
+
+
+def apps_used(user_id: UUID) -> list[dict[str, Any]]:
+    """The apps this user is a customer of, with their calls and spend on each (the dashboard's list)."""
+    return db.apps_used_by(user_id)
+
+
+def history_scope(user_id: UUID, app_id: str | None) -> tuple[UUID | None, UUID | None]:
+    """How `?echoAppId=` narrows a user's history, as (app_scope, echo_app_id): an owner sees every call to their
+    app (app_scope), a customer their own calls to it (echo_app_id); any other app is 404."""
+    if app_id is None:
+        return None, None
+    row = used_app(user_id, app_id)
+    return (row["id"], None) if row["relation"] == "owner" else (None, row["id"])

@@ -23,15 +23,25 @@ from echo_control.observability import count, logger
 
 # Used only locally when no webhook secret is configured: the mock checkout signs with it. Never in the cloud.
 DEV_WEBHOOK_SECRET = "whsec_echo_local_development_only"  # noqa: S105 - public by design, local only
+# The same for events on connected accounts (Stripe Connect): the mock onboarding signs with it. Never in the cloud.
+DEV_CONNECT_WEBHOOK_SECRET = "whsec_echo_local_connect_development_only"  # noqa: S105 - public by design, local only
 SECRET_MAX_AGE_SECONDS = 300
 # The API's ceiling on one payment (models.MAX_PAYMENT; not imported: the migrate function has no models to load).
 MAX_PAYMENT = Decimal(10_000)
+# The API's ceiling on one payout (models.MAX_PAYOUT, for the same reason).
+MAX_PAYOUT = Decimal(1_000_000)
 # An origin with an optional base path: no query, no fragment, no credentials.
 BASE_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?$"
 STRIPE_KEY_PATTERN = r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$"
 WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9_]+$"  # noqa: S105 - a pattern, not a secret
 # Variables holding credentials: never echoed in an error message.
-SECRET_VARIABLES = {"DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ECHO_DEV_SIGNING_KEY"}
+SECRET_VARIABLES = {
+    "DATABASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_CONNECT_WEBHOOK_SECRET",
+    "ECHO_DEV_SIGNING_KEY",
+}
 
 
 class InvalidConfiguration(RuntimeError):
@@ -77,6 +87,7 @@ class Settings(BaseModel):
     stripe_secret_arn: str | None = Field(None, alias="STRIPE_SECRET_ARN")
     stripe_secret_key: StripeKey | None = Field(None, alias="STRIPE_SECRET_KEY", repr=False)
     stripe_webhook_secret: WebhookSecret | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)
+    stripe_connect_webhook_secret: WebhookSecret | None = Field(None, alias="STRIPE_CONNECT_WEBHOOK_SECRET", repr=False)
     stripe_api_base: BaseUrl | None = Field(None, alias="STRIPE_API_BASE")
     auth_mode: Literal["dev", "clerk"] = Field("dev", alias="ECHO_AUTH_MODE")
     admin_emails: Annotated[frozenset[str], BeforeValidator(_emails)] = Field(frozenset(), alias="ECHO_ADMIN_EMAILS")
@@ -89,6 +100,7 @@ class Settings(BaseModel):
     public_url: BaseUrl | None = Field(None, alias="ECHO_PUBLIC_URL")
     max_payment_usd: Decimal = Field(MAX_PAYMENT, alias="ECHO_MAX_PAYMENT_USD", ge=1, le=MAX_PAYMENT, decimal_places=2)
     rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1)
+    min_payout_usd: Decimal = Field(Decimal(10), alias="ECHO_MIN_PAYOUT_USD", ge=1, le=MAX_PAYOUT, decimal_places=2)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
     lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")
     sam_local: bool = Field(False, alias="AWS_SAM_LOCAL")  # set by `sam local invoke` and `make invoke`
@@ -185,25 +197,36 @@ def database_url() -> str:
 
 
 class StripeCredentials(BaseModel):
-    """What the payment functions use. `secret_key` None means the local mock checkout (never in the cloud)."""
+    """What the payment functions use. `secret_key` None means the local mock checkout (never in the cloud).
+
+    `connect_webhook_secret` verifies events on connected accounts (payouts); the payment routes work without it,
+    the payout routes do not (`connect_credentials`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     secret_key: StripeKey | None = Field(alias="secretKey", repr=False)
     webhook_secret: WebhookSecret = Field(alias="webhookSecret", repr=False)
+    connect_webhook_secret: WebhookSecret | None = Field(None, alias="connectWebhookSecret", repr=False)
 
 
 def stripe_credentials() -> StripeCredentials:
-    """The Stripe key and webhook secret. In the cloud both must be present and well formed (from the secret
-    STRIPE_SECRET_ARN names, else the variables); anything else is a configuration error, never a fallback."""
+    """The Stripe key and webhook secrets. In the cloud the key and the webhook secret must be present and well
+    formed, and the Connect webhook secret well formed if present (from the secret STRIPE_SECRET_ARN names, else
+    the variables); anything else is a configuration error, never a fallback."""
     config = settings()
     if config.stripe_secret_arn:
         raw = _secret_json(config.stripe_secret_arn, "the Stripe")
     elif config.in_cloud:
-        raw = {"secretKey": config.stripe_secret_key, "webhookSecret": config.stripe_webhook_secret}
-    else:  # locally: no key opens the mock checkout, which signs with the development secret
+        raw = {
+            "secretKey": config.stripe_secret_key,
+            "webhookSecret": config.stripe_webhook_secret,
+            "connectWebhookSecret": config.stripe_connect_webhook_secret,
+        }
+    else:  # locally: no key opens the mock checkout and onboarding, which sign with the development secrets
         return StripeCredentials(
-            secretKey=config.stripe_secret_key, webhookSecret=config.stripe_webhook_secret or DEV_WEBHOOK_SECRET
+            secretKey=config.stripe_secret_key,
+            webhookSecret=config.stripe_webhook_secret or DEV_WEBHOOK_SECRET,
+            connectWebhookSecret=config.stripe_connect_webhook_secret or DEV_CONNECT_WEBHOOK_SECRET,
         )
     try:
         credentials = StripeCredentials.model_validate(raw)
@@ -212,4 +235,13 @@ def stripe_credentials() -> StripeCredentials:
         raise misconfigured(f"the Stripe secret is wrong ({fields})") from None
     if credentials.secret_key is None:
         raise misconfigured("the Stripe secret has no secretKey")
+    return credentials
+
+
+def connect_credentials() -> StripeCredentials:
+    """The Stripe credentials for payouts and Connect events: the Connect webhook secret is required as well (in
+    the cloud a missing one is a configuration error; locally the development one stands in)."""
+    credentials = stripe_credentials()
+    if credentials.connect_webhook_secret is None:
+        raise misconfigured("the Stripe Connect webhook secret is missing (connectWebhookSecret)")
     return credentials

@@ -59,6 +59,12 @@ class TooManyRequests(EchoError):
         self.retry_after = retry_after
 
 
+class BadGateway(EchoError):
+    """A provider we depend on (Stripe) failed or did not answer; what we recorded says how to go on."""
+
+    status, code = 502, "provider_unavailable"
+
+
 class ServiceUnavailable(EchoError):
     status, code = 503, "service_unavailable"
     retry_after = 2

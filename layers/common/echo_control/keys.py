@@ -82,8 +82,11 @@ def _to_out(row: dict[str, Any]) -> ApiKeyOut:
 
 
 def create_key(user_id: UUID, body: ApiKeyCreate) -> ApiKeyCreated:
+    """A key for the caller's own app, or for an app open to customers, whose customer the caller becomes (at their
+    first key). Another user's app that does not accept customers is 404, exactly like a missing one."""
     app_id = as_uuid(body.echo_app_id)
-    if app_id is None or db.app_for_owner(app_id, user_id) is None:
+    app = db.app_for_user(app_id, user_id) if app_id else None
+    if app_id is None or app is None:
         raise NotFound("Echo app not found", details={"echoAppId": body.echo_app_id})
     if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
         raise Unprocessable("expiresAt must be in the future", details={"field": "expiresAt"})
@@ -98,7 +101,10 @@ def create_key(user_id: UUID, body: ApiKeyCreate) -> ApiKeyCreated:
         body.expires_at,
         body.spend_limit,
         body.limit_period,
+        as_customer=app["relation"] != "owner",
     )
+    if row is None:  # the app stopped accepting customers meanwhile: nothing was written
+        raise NotFound("Echo app not found", details={"echoAppId": body.echo_app_id})
     created = ApiKeyWithKey(**_to_out(row).model_dump(), key=key)
     return ApiKeyCreated(**created.model_dump(), api_key=created)
 

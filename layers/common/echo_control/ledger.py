@@ -313,6 +313,7 @@ def list_transactions(
     user_id: UUID,
     *,
     app_scope: UUID | None = None,
+    echo_app_id: UUID | None = None,
     model: str | None = None,
     status: str | None = None,
     since: date | datetime | None = None,
@@ -328,7 +329,7 @@ def list_transactions(
         {
             "user_id": user_id,
             "app_scope": app_scope,
-            "echo_app_id": None,
+            "echo_app_id": echo_app_id,
             "model": model,
             "status": status,
             "since": since,

@@ -8,7 +8,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -375,12 +375,15 @@ def nice_step(peak: Decimal, steps: int = 4) -> Decimal:
     return power * 10
 
 
-def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height: int = 160) -> dict[str, Any]:
-    """Geometry for an SVG bar chart of cost per day over [since, until] (days without calls drawn empty),
-    with a y-axis of round values; labels are HTML beside the SVG so they stay readable when it shrinks."""
+def day_bars(
+    by_day: list[Any], since: Any, until: Any, width: int = 720, height: int = 160, value: str = "cost"
+) -> dict[str, Any]:
+    """Geometry for an SVG bar chart of money per day (each day's `value`: cost, or earnings' amount) over
+    [since, until] (days without calls drawn empty), with a y-axis of round values; labels are HTML beside the SVG
+    so they stay readable when it shrinks."""
     from datetime import timedelta
 
-    cost_by_day = {d.day: Decimal(d.cost) for d in by_day}
+    cost_by_day = {d.day: Decimal(getattr(d, value)) for d in by_day}
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
     peak = max(cost_by_day.values(), default=Decimal(0))
     step = nice_step(peak) if peak > 0 else Decimal("0.01")
@@ -417,21 +420,83 @@ def day_bars(by_day: list[Any], since: Any, until: Any, width: int = 720, height
     }
 
 
-def app_page(who: Caller, app_id: str) -> dict[str, Any]:
-    """What the app page shows: details, 30-day usage with its chart, keys, prices, recent transactions."""
-    from echo_control import analytics, apps
+def app_page(resolver: APIGatewayRestResolver, who: Caller, app_id: str) -> Response:
+    """The app page: its owner's (usage chart, keys with their limits, prices, customers and the join link, recent
+    transactions), or a customer's (the public view, their own keys, spend and calls on it). Someone the app would
+    take as a customer is sent to its join page; anyone else gets the 404 page."""
+    from echo_control import analytics, apps, keys, ledger
 
+    app = apps.app_for_user(who.user_id, app_id)
+    if app["relation"] == "open":
+        return redirect(f"/join/{app['id']}")
+    if app["relation"] == "customer":
+        used = next((u for u in apps.apps_used(who.user_id) if u["id"] == app["id"]), {"calls": 0, "spent": 0})
+        mine = [k for k in keys.list_keys(who.user_id).api_keys if k.echo_app_id == str(app["id"])]
+        return render_page(
+            resolver,
+            "app_customer.html",
+            active="dashboard",
+            user=user_view(who),
+            app=apps.public_view(app),
+            used=used,
+            keys=mine,
+            recent=ledger.list_transactions(who.user_id, echo_app_id=app["id"], limit=20).transactions,
+            next_path=f"/apps/{app['id']}",
+        )
     details = apps.app_details(who.user_id, app_id)
     usage = analytics.app_usage(who.user_id, app_id, None, None)
+    return render_page(
+        resolver,
+        "app.html",
+        active="dashboard",
+        user=user_view(who),
+        app=details,
+        usage=usage,
+        chart=day_bars(usage.by_day, usage.since, usage.until),
+        keys=details.api_keys,
+        prices=apps.app_prices(who.user_id, details.id),
+        customers=apps.customers(who.user_id, app_id).customers,
+        join_url=f"{base_url(resolver)}/join/{details.id}",
+        next_path=f"/apps/{details.id}",
+    )
+
+
+def join_page(who: Caller, app_id: str, join_url: str) -> dict[str, Any]:
+    """What the join page shows: the app's public view and how this person relates to it."""
+    from echo_control import apps
+
+    app = apps.app_for_user(who.user_id, app_id)
+    return {"user": user_view(who), "app": apps.public_view(app), "relation": app["relation"], "join_url": join_url}
+
+
+def earnings_page(who: Caller, app_id: str | None) -> dict[str, Any]:
+    """What the earnings page shows: the account, a per-day chart of the last 30 days (every app, or `app_id`),
+    each app's earnings, and the payouts."""
+    from datetime import UTC, datetime, timedelta
+
+    from echo_control import earnings, payouts
+
+    account = earnings.earnings(who.user_id)
+    until = datetime.now(UTC).date()
+    since = until - timedelta(days=earnings.RECENT_DAYS - 1)
+    selected = next((a for a in account.apps if a.echo_app_id == app_id), None) if app_id else None
+    if app_id and selected is None:
+        raise NotFound("Echo app not found")
+    if selected is not None:
+        by_day = earnings.app_earnings(who.user_id, selected.echo_app_id, since, until).by_day
+    else:
+        by_day = earnings.owner_by_day(who.user_id, since, until)
+    suggested = format(account.available.quantize(Decimal("0.01"), ROUND_DOWN), "f")  # all of it, in whole cents
     return {
-        "active": "dashboard",
+        "active": "earnings",
         "user": user_view(who),
-        "app": details,
-        "usage": usage,
-        "chart": day_bars(usage.by_day, usage.since, usage.until),
-        "keys": details.api_keys,
-        "prices": apps.app_prices(who.user_id, details.id),
-        "next_path": f"/apps/{details.id}",
+        "account": account,
+        "selected": selected,
+        "by_day": by_day,
+        "chart": day_bars(by_day, since, until, value="amount"),
+        "payouts": payouts.list_payouts(who.user_id).payouts,
+        "payout_key": str(uuid.uuid4()),  # one per page view: a double-submitted form pays once
+        "suggested_payout": suggested if Decimal(suggested) >= account.minimum_payout else "",
     }
 
 

@@ -1,4 +1,5 @@
-"""Buying credits: Stripe Checkout links, signed webhooks applied exactly once, and payment history.
+"""Buying credits: Stripe Checkout links, signed webhooks applied exactly once, and payment history. The webhook
+also takes the payout events (echo_control.payouts): one endpoint, verified against either of our secrets.
 
 With no Stripe key configured, links open a local mock checkout that signs its webhook as Stripe does, so
 the same verification and crediting code runs locally and in production."""
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
-from echo_control import config, db, ledger
+from echo_control import apps, config, db, ledger
 from echo_control.errors import BadRequest, NotFound, Unprocessable
 from echo_control.identity import as_uuid
 from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut, SeedPaymentLink
@@ -51,7 +52,7 @@ def list_payments(user_id: UUID) -> PaymentList:
 # --- payment links -----------------------------------------------------------------------------------
 
 
-def _stripe_client(secret_key: str) -> Any:
+def stripe_client(secret_key: str) -> Any:
     import stripe  # only the payment functions pay for importing the SDK
 
     api_base = config.settings().stripe_api_base
@@ -86,8 +87,7 @@ def create_payment_link(
         app_id = as_uuid(body.echo_app_id)
         if app_id is None or (key_app_id is not None and app_id != key_app_id):
             raise NotFound("Echo app not found")
-        if db.app_for_owner(app_id, user_id) is None:
-            raise NotFound("Echo app not found")
+        apps.used_app(user_id, app_id)  # the buyer's own app, or one they are a customer of
     cents = int(body.amount * CENTS)
     payment = db.insert_payment(user_id, cents, app_id)
     if credentials.secret_key is None:  # only ever locally: in the cloud a missing key is a configuration error
@@ -95,7 +95,7 @@ def create_payment_link(
         url = f"{base_url}/checkout/mock/{session_id}?" + urlencode({"return": return_path})
     else:
         metadata = {"paymentId": str(payment["id"]), "userId": str(user_id)}
-        session = _stripe_client(credentials.secret_key).v1.checkout.sessions.create(
+        session = stripe_client(credentials.secret_key).v1.checkout.sessions.create(
             params={
                 "mode": "payment",
                 "client_reference_id": str(user_id),
@@ -138,33 +138,45 @@ def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str
 
 
 def verify_event(payload: str, signature: str | None) -> dict[str, Any]:
+    """The event, if Stripe signed it for either of our endpoints: the platform's (payments, transfers) with the
+    webhook secret, or the Connect one (events on connected accounts) with the Connect webhook secret."""
     import stripe
 
     if not signature:
         raise BadRequest("Missing Stripe-Signature header", code="invalid_signature")
-    try:
-        event = stripe.Webhook.construct_event(payload, signature, config.stripe_credentials().webhook_secret)
-    except stripe.SignatureVerificationError as exc:
-        raise BadRequest("Invalid Stripe signature", code="invalid_signature") from exc
-    except ValueError as exc:
-        raise BadRequest("The payload is not a Stripe event", code="invalid_payload") from exc
-    return event.to_dict()
+    credentials = config.stripe_credentials()
+    for secret in (credentials.webhook_secret, credentials.connect_webhook_secret):
+        if secret is None:
+            continue
+        try:
+            return stripe.Webhook.construct_event(payload, signature, secret).to_dict()
+        except stripe.SignatureVerificationError:
+            continue
+        except ValueError as exc:
+            raise BadRequest("The payload is not a Stripe event", code="invalid_payload") from exc
+    if credentials.connect_webhook_secret is None:  # in the cloud only: locally the development secret stands in
+        raise config.misconfigured("an event could not be verified and the Connect webhook secret is missing")
+    raise BadRequest("Invalid Stripe signature", code="invalid_signature")
 
 
 def handle_webhook(payload: str, signature: str | None) -> bool:
     """Verifies and applies one delivery; True when it changed something, False for repeats and others."""
+    from echo_control import payouts  # payouts builds on this module
+
     event = verify_event(payload, signature)
     event_type = str(event.get("type", ""))
     event_id = event.get("id")
-    if event_type not in HANDLED_EVENTS:
+    if event_type not in HANDLED_EVENTS | payouts.EVENTS:
         return False
     if not isinstance(event_id, str) or not event_id:
         raise BadRequest("The event has no id", code="invalid_payload")
     # A signed event is Stripe's, but its fields are still read defensively: an odd shape is ignored, never a 500.
-    obj = _mapping(_mapping(event.get("data")).get("object"))
+    obj = mapping(mapping(event.get("data")).get("object"))
     with db.transaction() as conn:
         if not db.record_stripe_event(conn, event_id, event_type):
             return False  # delivered before: already applied
+        if event_type in payouts.EVENTS:
+            return payouts.apply_event(conn, event_type, obj)
         payment = _find_payment(conn, obj)
         if payment is None:
             logger.warning("webhook for an unknown payment", extra={"event_id": event_id, "type": event_type})
@@ -184,15 +196,15 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
                     amount_refunded=payment["amount_refunded"],
                 )
         else:
-            _refund(conn, payment, _cents(obj.get("amount_refunded")), obj.get("payment_intent"))
+            _refund(conn, payment, cents(obj.get("amount_refunded")), obj.get("payment_intent"))
     return True
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _cents(value: Any) -> int:
+def cents(value: Any) -> int:
     """An amount in cents as Stripe sends it; anything that is not a non-negative integer counts as 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -213,7 +225,7 @@ def _check_amount(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -
 
 
 def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
-    metadata = _mapping(obj.get("metadata"))
+    metadata = mapping(obj.get("metadata"))
     obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
     is_session = obj.get("object") == "checkout.session"
     intent = obj_id if obj.get("object") == "payment_intent" else obj.get("payment_intent")

@@ -6,7 +6,9 @@ from uuid import UUID
 
 from echo_control.db.connection import Row, connection, transaction
 
-_APP_COLUMNS = "a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.created_at, a.updated_at"
+_APP_COLUMNS = (
+    "a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.accepts_customers, a.created_at, a.updated_at"
+)
 
 USAGE_TOTALS = """
     COALESCE(SUM(u.calls), 0) AS calls, COALESCE(SUM(u.input_tokens), 0) AS input_tokens,
@@ -15,12 +17,14 @@ USAGE_TOTALS = """
 """
 
 
-def insert_app(user_id: UUID, name: str, description: str | None, markup: Decimal) -> Row:
+def insert_app(
+    user_id: UUID, name: str, description: str | None, markup: Decimal, accepts_customers: bool = False
+) -> Row:
     with transaction() as conn:
         row = conn.execute(
-            "INSERT INTO echo_apps AS a (user_id, name, description, markup) VALUES (%s, %s, %s, %s) "
-            "RETURNING " + _APP_COLUMNS,
-            [user_id, name, description, markup],
+            "INSERT INTO echo_apps AS a (user_id, name, description, markup, accepts_customers) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING " + _APP_COLUMNS,
+            [user_id, name, description, markup, accepts_customers],
         ).fetchone()
     assert row is not None
     return row
@@ -52,6 +56,8 @@ UPDATE echo_apps a SET
     description = CASE WHEN %(set_description)s THEN %(description)s ELSE a.description END,
     markup = CASE WHEN %(set_markup)s THEN %(markup)s::numeric ELSE a.markup END,
     is_active = CASE WHEN %(set_is_active)s THEN %(is_active)s::boolean ELSE a.is_active END,
+    accepts_customers = CASE WHEN %(set_accepts_customers)s THEN %(accepts_customers)s::boolean
+                             ELSE a.accepts_customers END,
     updated_at = now()
 WHERE a.id = %(id)s AND a.user_id = %(user_id)s
 RETURNING """
@@ -60,9 +66,9 @@ RETURNING """
 
 
 def update_app(app_id: UUID, user_id: UUID, changes: dict[str, Any]) -> Row | None:
-    """Sets only the columns named in changes (name, description, markup, is_active)."""
+    """Sets only the columns named in changes (name, description, markup, is_active, accepts_customers)."""
     params: dict[str, Any] = {"id": app_id, "user_id": user_id}
-    for column in ("name", "description", "markup", "is_active"):
+    for column in ("name", "description", "markup", "is_active", "accepts_customers"):
         params["set_" + column] = column in changes
         params[column] = changes.get(column)
     with transaction() as conn:

@@ -5,6 +5,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from echo_control.db.connection import Conn, Row, connection, transaction
+from echo_control.db.customers import join_app
 from echo_control.db.ledger import PERIOD_START
 
 _KEY_COLUMNS = (
@@ -24,14 +25,19 @@ def insert_api_key(
     expires_at: datetime | None,
     spend_limit: Decimal | None = None,
     limit_period: str | None = None,
-) -> Row:
+    *,
+    as_customer: bool = False,
+) -> Row | None:
+    """The new key's row; for a customer (`as_customer`) it also makes them the app's customer, in the same
+    transaction, and is None (nothing written) when the app no longer accepts them."""
     with transaction() as conn:
+        if as_customer and not join_app(conn, app_id, user_id):
+            return None
         row = conn.execute(
             "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at, "
             "spend_limit, limit_period) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
             [user_id, app_id, name, key_hash, prefix, last4, expires_at, spend_limit, limit_period],
         ).fetchone()
-    assert row is not None
     return row
 
 

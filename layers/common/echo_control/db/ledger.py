@@ -7,6 +7,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from echo_control.db.connection import Conn, Row, connection
+from echo_control.db.earnings import EARN_MARKUP
 
 # held counts only holds not yet past their time.
 _BALANCE = """
@@ -79,7 +80,8 @@ lapsed AS (
 
 # Records a call from the one-row CTE `charge` (amount, markup, released: the hold it settles, overrun, hold_id,
 # key_id): the transaction, the balance (and the hold's release), the ledger entry with the balance after it, the
-# day's rollup, and the key's held and spend in its period.
+# day's rollup, the key's held and spend in its period, and the markup as the app owner's earning
+# (db/earnings.EARN_MARKUP; its account is locked after the payer's balance, as everywhere).
 CHARGE_CALL = (
     """
 tx AS (
@@ -121,7 +123,8 @@ tx AS (
     + PERIOD_START
     + """ END
     FROM charge WHERE k.id = charge.key_id AND (k.limit_period IS NOT NULL OR charge.released > 0)
-)"""
+), """
+    + EARN_MARKUP
 )
 
 # One statement meters a call: it takes the cost only when what is available (the balance less active holds)

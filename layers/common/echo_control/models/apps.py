@@ -58,6 +58,7 @@ class EchoAppCreate(RequestModel):
     name: Name
     description: Description | None = None
     markup: Markup = Decimal(1)
+    accepts_customers: Flag = False  # any signed-in user may then make a key for it and become its customer
 
 
 class EchoAppUpdate(RequestModel):
@@ -66,8 +67,9 @@ class EchoAppUpdate(RequestModel):
     description: Description | None = None
     markup: Markup | SkipJsonSchema[None] = None
     is_active: Flag | SkipJsonSchema[None] = None
+    accepts_customers: Flag | SkipJsonSchema[None] = None
 
-    @field_validator("name", "markup", "is_active")
+    @field_validator("name", "markup", "is_active", "accepts_customers")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -82,9 +84,31 @@ class EchoAppOut(CamelModel):
     user_id: str
     markup: Decimal
     is_active: bool
+    accepts_customers: bool = False
     created_at: datetime
     updated_at: datetime
     totals: UsageTotals | None = None
+
+
+class EchoAppPublic(CamelModel):
+    """What a customer (or someone invited to become one) sees of an app: never its keys, usage or earnings."""
+
+    id: str
+    name: str
+    description: str | None
+    markup: Decimal
+
+
+class CustomerOut(CamelModel):
+    user_id: str
+    email: str
+    first_seen: datetime  # their first key for the app
+    calls: int
+    spent: Decimal  # what their calls to this app cost them
+
+
+class CustomerList(CamelModel):
+    customers: list[CustomerOut]
 
 
 class EchoAppList(CamelModel):

@@ -29,6 +29,7 @@ MAX_TOKENS = 10_000_000
 MAX_COST = Decimal("9999.999999")  # NUMERIC(10, 6)
 MAX_ADJUSTMENT = Decimal("1000000")
 MIN_PAYMENT, MAX_PAYMENT = Decimal(1), Decimal(10_000)
+MAX_PAYOUT = Decimal(1_000_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
@@ -38,6 +39,7 @@ MAX_PRICED_MODEL_LENGTH = 200
 
 TransactionStatus = Literal["success", "error", "timeout"]
 PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
+PayoutStatus = Literal["pending", "paid", "failed", "reversed"]
 
 
 # Whitespace and control characters spelled out, so the OpenAPI patterns and the validators agree exactly
@@ -59,6 +61,7 @@ SPEND_LIMIT_PATTERN = r"^(?:1000000(?:\.0{1,6})?|[0-9]{1,6}(?:\.[0-9]{1,6})?)$"
 PER_MILLION_PATTERN = r"^(?:10000(?:\.0{1,6})?|[0-9]{1,4}(?:\.[0-9]{1,6})?)$"
 # A model name in an app's prices: what a call's model may be, with spaces around it that are trimmed.
 PRICED_MODEL_PATTERN = f"^[{_SPACE}\t\n\r]*[A-Za-z0-9._:/@+-]+[{_SPACE}\t\n\r]*$"
+PAYOUT_PATTERN = r"^(?:1000000(?:\.0{1,2})?|[0-9]{1,6}(?:\.[0-9]{1,2})?)$"
 
 
 def _json_integer(value: Any) -> Any:
@@ -170,6 +173,15 @@ _PER_MILLION = ExactDecimal(
     places=6,
 )
 
+_PAYOUT = ExactDecimal(
+    PAYOUT_PATTERN,
+    "dollars (USD) in cents, at most 1,000,000 (and at least ECHO_MIN_PAYOUT_USD, 10 by default)",
+    "25.00",
+    minimum=Decimal(0),
+    maximum=MAX_PAYOUT,
+    places=2,
+)
+
 
 # Trimmed one-line text with at least one visible character; lengths count before trimming.
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH, pattern=SINGLE_LINE_PATTERN), AfterValidator(_trim)]
@@ -209,6 +221,7 @@ Cost = Annotated[Decimal, _COST.validator, _COST.serializer, _COST.schema]
 SpendLimit = Annotated[Decimal, _SPEND_LIMIT.validator, _SPEND_LIMIT.serializer, _SPEND_LIMIT.schema]
 PaymentAmount = Annotated[Decimal, _PAYMENT.validator, _PAYMENT.serializer, _PAYMENT.schema]
 PerMillion = Annotated[Decimal, _PER_MILLION.validator, _PER_MILLION.serializer, _PER_MILLION.schema]
+PayoutAmount = Annotated[Decimal, _PAYOUT.validator, _PAYOUT.serializer, _PAYOUT.schema]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from echo_control.models.apps import EchoAppOut
+from echo_control.models.apps import EchoAppOut, EchoAppPublic
 from echo_control.models.base import (
     CamelModel,
     Email,
@@ -31,4 +31,4 @@ class DevSessionOut(CamelModel):
 class MeOut(CamelModel):
     user: UserOut
     auth_type: Literal["user", "apiKey"]
-    echo_app: EchoAppOut | None = None
+    echo_app: EchoAppOut | EchoAppPublic | None = None  # a customer's key: the app's public view
