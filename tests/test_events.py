@@ -62,6 +62,7 @@ EXPECTED_STATUS = {
     "get_hold": 200,
     "get_ledger": 200,
     "export_statement": 200,
+    "set_key_limit_page": 303,
 }
 
 
