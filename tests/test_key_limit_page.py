@@ -3,14 +3,13 @@
 import pytest
 from playwright.sync_api import Browser, expect
 from test_dashboard import SHOTS
-from test_dashboard_polish import (  # noqa: F401 - site is a fixture
+from test_dashboard_polish import (
     WIDTHS,
     assert_no_sideways_scrolling,
     assert_on_screen,
     create_app,
     create_key,
     sign_in,
-    site,
 )
 
 from echo_control import keys
@@ -19,8 +18,11 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_app_page_sets_and_removes_a_keys_spend_limit(browser: Browser, site: str, width: int) -> None:
-    page = sign_in(browser, site, width)
+def test_the_app_page_sets_and_removes_a_keys_spend_limit(
+    browser: Browser, live_server: str, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    monkeypatch.setenv("ECHO_PUBLIC_URL", live_server)
+    page = sign_in(browser, live_server, width)
     create_app(page, "Limited app")
     key = create_key(page, "limited")
     row = page.locator("#keys tr", has_text="limited")
