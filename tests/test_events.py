@@ -76,6 +76,7 @@ EXPECTED_STATUS = {
     "show_join": 200,
     "join_app_page": 303,
     "set_customers_page": 303,
+    "set_key_limit_page": 303,
 }
 
 
