@@ -8,6 +8,12 @@ from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
 from echo_control.db.connection import Conn, Row, connection, discard_connection, transaction
 from echo_control.db.flashes import insert_flash, take_flash
+from echo_control.db.housekeeping import (
+    expire_pending_payments,
+    purge_expired_flashes,
+    purge_idempotency_keys,
+    purge_rate_limit_windows,
+)
 from echo_control.db.keys import active_api_key, api_keys_for_user, insert_api_key, revoke_api_key
 from echo_control.db.ledger import (
     RECORD_DEBIT,
@@ -49,6 +55,7 @@ __all__ = [
     "claim_idempotency_key",
     "connection",
     "discard_connection",
+    "expire_pending_payments",
     "insert_api_key",
     "insert_app",
     "insert_flash",
@@ -57,6 +64,9 @@ __all__ = [
     "lock_payment",
     "payment_by_id",
     "payments_for_user",
+    "purge_expired_flashes",
+    "purge_idempotency_keys",
+    "purge_rate_limit_windows",
     "record_debit",
     "record_stripe_event",
     "revoke_api_key",
