@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 # The local runner is a development deployment: what the template creates only there, it serves.
 LOCAL_CONDITIONS = {"IsDevelopment": True}
+# What the runner reads of the template; other resources (log groups, roles) exist only in the cloud.
+SERVED = {"AWS::Serverless::Function", "AWS::Serverless::Api"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -83,7 +85,11 @@ def _created_locally(name: str, resource: dict[str, Any]) -> bool:
 
 def load(template: Path = TEMPLATE) -> Api:
     doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    resources = {name: res for name, res in doc["Resources"].items() if _created_locally(name, res)}
+    resources = {
+        name: res
+        for name, res in doc["Resources"].items()
+        if res["Type"] in SERVED and _created_locally(name, res)  # the rest (logs, roles) is the cloud's
+    }
     functions = {
         name: ROOT / res["Properties"]["CodeUri"]
         for name, res in resources.items()
