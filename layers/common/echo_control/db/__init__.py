@@ -6,7 +6,7 @@ the names below are the package's whole surface.
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, transaction
+from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
 from echo_control.db.flashes import insert_flash, take_flash
 from echo_control.db.housekeeping import (
     expire_pending_payments,
@@ -56,6 +56,7 @@ __all__ = [
     "connection",
     "discard_connection",
     "expire_pending_payments",
+    "forget_connections",
     "insert_api_key",
     "insert_app",
     "insert_flash",
