@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 # The local runner is a development deployment: what the template creates only there, it serves.
 LOCAL_CONDITIONS = {"IsDevelopment": True}
+# What the runner reads of the template; other resources (log groups, roles) exist only in the cloud.
+SERVED = {"AWS::Serverless::Function", "AWS::Serverless::Api"}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -81,9 +83,25 @@ def _created_locally(name: str, resource: dict[str, Any]) -> bool:
     return LOCAL_CONDITIONS[condition]
 
 
+def _function_named(arn: dict[str, Any]) -> str:
+    """The function an ARN expression names: !GetAtt F.Arn, !Ref F.Alias, or either under !If (SnapStart)."""
+    if "Fn::If" in arn:
+        names = {_function_named(branch) for branch in arn["Fn::If"][1:]}
+        if len(names) != 1:
+            raise ValueError(f"the authorizer is a different function depending on a condition: {sorted(names)}")
+        return names.pop()
+    if "Fn::GetAtt" in arn:
+        return str(arn["Fn::GetAtt"][0])
+    return str(arn["Ref"]).split(".", 1)[0]
+
+
 def load(template: Path = TEMPLATE) -> Api:
     doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    resources = {name: res for name, res in doc["Resources"].items() if _created_locally(name, res)}
+    resources = {
+        name: res
+        for name, res in doc["Resources"].items()
+        if res["Type"] in SERVED and _created_locally(name, res)  # the rest (logs, roles) is the cloud's
+    }
     functions = {
         name: ROOT / res["Properties"]["CodeUri"]
         for name, res in resources.items()
@@ -91,7 +109,7 @@ def load(template: Path = TEMPLATE) -> Api:
     }
     api_auth = next(r for r in resources.values() if r["Type"] == "AWS::Serverless::Api")["Properties"]["Auth"]
     default = api_auth["Authorizers"][api_auth["DefaultAuthorizer"]]
-    authorizer_fn = default["FunctionArn"]["Fn::GetAtt"][0]
+    authorizer_fn = _function_named(default["FunctionArn"])
     routes = []
     for name, res in resources.items():
         if res["Type"] != "AWS::Serverless::Function":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_runner import emulator, samples, template
-from tests.test_events import EVENTS, EXPECTED_STATUS
+from tests.test_events import EVENTS, EXPECTED_STATUS, HOUSEKEEPING_COUNTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,5 +45,35 @@ def test_built_function_answers_its_sample_event(
         assert response["context"]["userId"] == str(samples.SAMPLE_USER)
     elif event_file.stem == "migrate":
         assert response == {"applied": []}
+    elif event_file.stem == "run_housekeeping":
+        assert response.keys() >= HOUSEKEEPING_COUNTS and response["complete"] in (True, False), response
     else:
         assert response["statusCode"] == EXPECTED_STATUS[event_file.stem], (response.get("body"), result.log)
+
+
+RESTORE_PROBE = """
+import json
+from awslambdaric import lambda_runtime_hooks_runner  # what the runtime runs around a SnapStart snapshot
+from echo_control import db
+
+before = db.connection()
+pid = before.info.backend_pid
+lambda_runtime_hooks_runner.run_after_restore()
+after = db.connection()
+print(json.dumps({"closed": before.closed, "same": after is before, "new_pid": after.info.backend_pid != pid}))
+"""
+
+
+def test_the_built_layer_registers_its_restore_hook_with_lambdas_runtime(built: None) -> None:
+    """With the runtime's packages and the built layer only, as on Lambda: the hook is registered on import and the
+    runtime's after-restore runner drops the connection made before it."""
+    logical_id = "GetMeFunction"
+    done = subprocess.run(
+        [str(emulator.RUNTIME_PYTHON), "-c", RESTORE_PROBE],
+        cwd=emulator.BUILD_DIR / logical_id,
+        env=emulator.function_environment(logical_id),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {"closed": True, "same": False, "new_pid": True}

@@ -78,6 +78,8 @@ EXPECTED_STATUS = {
     "set_customers_page": 303,
     "set_key_limit_page": 303,
 }
+# What the scheduled housekeeping function answers: a count per sweep (how many it settled), beside batchLimit.
+HOUSEKEEPING_COUNTS = {"idempotencyKeysPurged", "paymentsExpired", "pageFlashesPurged", "rateLimitWindowsPurged"}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +114,8 @@ def test_sample_event_through_its_handler(
         assert result["context"]["userId"] == str(samples.SAMPLE_USER) and result["context"]["authType"] == "apiKey"
     elif name == "migrate":
         assert result == {"applied": []}
+    elif name == "run_housekeeping":
+        assert result.keys() >= HOUSEKEEPING_COUNTS and result["batchLimit"] == 5000, result
     else:
         assert result["statusCode"] == EXPECTED_STATUS[name], result["body"]
         content_type = (result.get("multiValueHeaders") or {}).get("Content-Type", [""])[0]

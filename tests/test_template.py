@@ -1,6 +1,7 @@
 """template.yaml: least privilege per function, and the development-only functions behind a condition."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,89 @@ def test_a_function_given_no_secret_works_without_any(name: str, monkeypatch: py
         monkeypatch.delenv(variable, raising=False)
     result = load_handler(code_dir)(event, LambdaContext(code_dir.name))
     assert result["statusCode"] < 500, result["body"]
+
+
+# --- API Gateway access logs -------------------------------------------------------------------------------
+
+# What each access log line must say, and where API Gateway takes it from.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "caller": "$context.authorizer.principalId",
+    "userId": "$context.authorizer.userId",
+    "httpMethod": "$context.httpMethod",
+    "path": "$context.path",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLatency": "$context.responseLatency",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+}
+# $context variables of REST APIs' access logs (API Gateway's "Variables for access logging") that are not the
+# authorizer's context: a misspelt variable would log "-" forever, silently.
+ACCESS_LOG_VARIABLES = {
+    "$context.requestId",
+    "$context.extendedRequestId",
+    "$context.requestTimeEpoch",
+    "$context.httpMethod",
+    "$context.path",
+    "$context.resourcePath",
+    "$context.stage",
+    "$context.status",
+    "$context.responseLength",
+    "$context.responseLatency",
+    "$context.integration.latency",
+    "$context.authorizer.latency",
+    "$context.authorizer.principalId",
+    "$context.error.responseType",
+    "$context.identity.sourceIp",
+    "$context.identity.userAgent",
+    "$context.xrayTraceId",
+}
+
+
+def test_api_access_logs_are_json_lines_naming_the_caller_and_the_request(doc: dict[str, Any]) -> None:
+    api = doc["Resources"]["EchoApi"]
+    setting = api["Properties"]["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    group = doc["Resources"]["ApiAccessLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup" and group["Properties"]["RetentionInDays"]
+    assert "\n" not in setting["Format"], "API Gateway writes one line per request"
+    fields = json.loads(setting["Format"])
+    assert fields.items() >= ACCESS_LOG_FIELDS.items()
+    # every value one quoted variable (an absent one logs as "-", still JSON): a documented one, or a key of the
+    # authorizer's context (checked against the authorizer below)
+    for value in fields.values():
+        assert value in ACCESS_LOG_VARIABLES or re.fullmatch(r"\$context\.authorizer\.[A-Za-z]+", value), value
+    # nothing that identifies a person beyond the user id: no email, no header, no body
+    assert not any(word in setting["Format"] for word in ("email", "$input", "header", "requestOverride"))
+
+
+def test_the_authorizer_context_the_access_log_reads_is_what_the_authorizer_returns(doc: dict[str, Any]) -> None:
+    from local_runner import samples
+
+    fields = json.loads(doc["Resources"]["EchoApi"]["Properties"]["AccessLogSetting"]["Format"])
+    logged = {
+        v.removeprefix("$context.authorizer.")
+        for v in fields.values()
+        if v.startswith("$context.authorizer.") and v not in ACCESS_LOG_VARIABLES
+    }
+    assert logged == {"userId", "authType", "apiKeyId", "echoAppId"}
+    samples.load_sample_rows()
+    event = json.loads((ROOT / "events" / "authorizer.json").read_text())
+    answer = load_handler(template.load().authorizer_dir)(event, LambdaContext("authorizer"))
+    assert logged <= set(answer["context"]), "the log would read a key the authorizer never returns"
+    assert answer["principalId"] == answer["context"]["userId"]
+
+
+def test_the_stage_logs_only_once_the_accounts_logging_role_is_set(doc: dict[str, Any]) -> None:
+    resources = doc["Resources"]
+    assert doc["Conditions"]["CreatesApiGatewayLogRole"] == {"Fn::Equals": [{"Ref": "ApiGatewayLogRole"}, "create"]}
+    assert doc["Parameters"]["ApiGatewayLogRole"]["AllowedValues"] == ["create", "existing"]
+    account = resources["ApiGatewayAccount"]
+    assert account["Type"] == "AWS::ApiGateway::Account" and account["Condition"] == "CreatesApiGatewayLogRole"
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    role = resources["ApiGatewayCloudWatchRole"]
+    assert role["DeletionPolicy"] == "Retain" and role["Condition"] == "CreatesApiGatewayLogRole"
+    assert resources["EchoApi"]["DependsOn"] == "ApiGatewayAccountReady"
+    ready = resources["ApiGatewayAccountReady"]["Metadata"]["Account"]
+    assert ready == {"Fn::If": ["CreatesApiGatewayLogRole", {"Ref": "ApiGatewayAccount"}, "existing"]}

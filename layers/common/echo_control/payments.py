@@ -183,6 +183,7 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
             return False
         if event_type in CREDIT_EVENTS:
             if event_type == "checkout.session.completed" and obj.get("payment_status") != "paid":
+                _await_delayed_payment(conn, payment, obj.get("payment_intent"))
                 return False  # delayed methods: wait for async_payment_succeeded
             _check_amount(payment, obj, event_id)
             _complete(conn, payment, obj.get("payment_intent"))
@@ -235,6 +236,19 @@ def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
         session_id=obj_id if is_session else None,
         payment_intent=intent if isinstance(intent, str) else None,
     )
+
+
+def _await_delayed_payment(conn: db.Conn, payment: dict[str, Any], payment_intent: Any) -> None:
+    """A session completed with a delayed method (a bank debit) is still being paid: its payment intent on the
+    payment keeps housekeeping from expiring it while the money is on its way."""
+    if payment["status"] == "pending" and isinstance(payment_intent, str):
+        db.update_payment(
+            conn,
+            payment["id"],
+            status="pending",
+            stripe_payment_id=payment_intent,
+            amount_refunded=payment["amount_refunded"],
+        )
 
 
 def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any) -> None:

@@ -6,7 +6,7 @@ the names below are the package's whole surface.
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, transaction
+from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
     EARN_MARKUP,
@@ -39,6 +39,12 @@ from echo_control.db.holds import (
     settle_hold,
     store_settle_response,
     sweep_lapsed_holds,
+)
+from echo_control.db.housekeeping import (
+    expire_pending_payments,
+    purge_expired_flashes,
+    purge_idempotency_keys,
+    purge_rate_limit_windows,
 )
 from echo_control.db.keys import (
     active_api_key,
@@ -104,7 +110,9 @@ __all__ = [
     "discard_connection",
     "earnings_account",
     "earnings_by_app",
+    "expire_pending_payments",
     "fail_payout",
+    "forget_connections",
     "hold",
     "insert_api_key",
     "insert_app",
@@ -126,6 +134,9 @@ __all__ = [
     "payout_by_key",
     "payouts_for_user",
     "price_rules",
+    "purge_expired_flashes",
+    "purge_idempotency_keys",
+    "purge_rate_limit_windows",
     "record_debit",
     "record_stripe_event",
     "release_hold",

@@ -3,7 +3,7 @@
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -24,9 +24,11 @@ class _ContainerState(threading.local):
     # One connection per Lambda container; the local runner serves each request on its own thread.
     connection: Conn | None = None
     last_used = 0.0
+    restores = 0  # how many snapshot restores this thread's connection has seen through
 
 
 _state = _ContainerState()
+_restores = 0  # SnapStart restores of this container (its Python process), counted by forget_connections()
 
 
 def _connect() -> Conn:
@@ -42,6 +44,9 @@ def _connect() -> Conn:
 
 def connection() -> Conn:
     """The container's connection, made on first use and remade once if it was dropped while idle."""
+    if _state.restores != _restores:  # made before a snapshot this container was restored from: never reuse it
+        _state.restores = _restores
+        discard_connection()
     conn = _state.connection
     try:
         if conn is None or conn.closed or conn.broken:
@@ -61,9 +66,30 @@ def connection() -> Conn:
 
 def discard_connection() -> None:
     """Forget a connection that failed mid-request, so the next request connects afresh."""
-    if _state.connection is not None:
-        _state.connection.close()
-    _state.connection = None
+    conn, _state.connection = _state.connection, None
+    if conn is not None:
+        with suppress(Exception):  # a dead connection may fail to close; it is forgotten either way
+            conn.close()
+
+
+def forget_connections() -> None:
+    """Lambda SnapStart's after-restore hook: every connection made before the snapshot is dropped.
+
+    A snapshot may hold a connection (a function that queried while it initialised, or a container that served
+    before its version was snapshotted); after a restore, possibly hours later and in many containers at once,
+    its socket belongs to a session the database or RDS Proxy ended long ago, or to one several restored
+    containers would share. Each thread connects afresh on its next query."""
+    global _restores
+    _restores += 1
+    discard_connection()
+
+
+try:  # Lambda's python runtime provides the hook registry; elsewhere nothing is ever restored from a snapshot
+    from snapshot_restore_py import register_after_restore
+except ImportError:
+    pass
+else:
+    register_after_restore(forget_connections)
 
 
 @contextmanager

@@ -1,0 +1,45 @@
+"""Runs SAM's own transform (samtranslator, from the SAM CLI's environment) on template.yaml with given parameter
+values, as CloudFormation does at deploy time, and prints the resulting resources as JSON.
+
+`.venv/sam-cli/bin/python tests/sam_transform.py '{"SnapStart": "Enabled"}' [function-code layer-code]`: the code
+locations stand for what `sam package` uploads (a new upload is a new location)."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+# Values for the parameters that have no default (a deployment's own).
+DEPLOYMENT = {
+    "DatabaseProxyEndpoint": "echo.proxy-abc.us-east-1.rds.amazonaws.com",
+    "DatabaseSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:echo-db",
+    "StripeSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:echo-stripe",
+    "SubnetIds": ["subnet-1", "subnet-2"],
+    "SecurityGroupIds": ["sg-1"],
+}
+
+
+class NoManagedPolicies:
+    def load(self) -> dict:
+        return {}
+
+
+def main(overrides: dict, function_code: str, layer_code: str) -> None:
+    template = yaml_parse(TEMPLATE.read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://artifacts/{function_code}"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = f"s3://artifacts/{layer_code}"
+    parameters = {name: p["Default"] for name, p in template["Parameters"].items() if "Default" in p}
+    parameters |= DEPLOYMENT | overrides
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    print(json.dumps(transform(template, parameters, NoManagedPolicies())["Resources"]))
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]), *(sys.argv[2:4] or ["functions-1", "layer-1"]))
