@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_runner import template
 from local_runner.template import ROOT
 
 HOST_ARCH = {"aarch64": "arm64"}.get(platform.machine(), platform.machine())
@@ -78,8 +79,7 @@ def function_environment(logical_id: str, *, sam_local: bool = True) -> dict[str
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "echo-control",
-        "POWERTOOLS_METRICS_NAMESPACE": "EchoControl",
+        **template.global_environment(),
     }
     if sam_local:
         env["AWS_SAM_LOCAL"] = "true"

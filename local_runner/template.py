@@ -83,6 +83,13 @@ def _created_locally(name: str, resource: dict[str, Any]) -> bool:
     return LOCAL_CONDITIONS[condition]
 
 
+def global_environment(template: Path = TEMPLATE) -> dict[str, str]:
+    """The variables Globals gives every function as plain values (the rest come from parameters)."""
+    doc = yaml.load(template.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    variables = doc["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in variables.items() if not isinstance(value, dict)}
+
+
 def _function_named(arn: dict[str, Any]) -> str:
     """The function an ARN expression names: !GetAtt F.Arn, !Ref F.Alias, or either under !If (SnapStart)."""
     if "Fn::If" in arn:

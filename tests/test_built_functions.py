@@ -77,3 +77,22 @@ def test_the_built_layer_registers_its_restore_hook_with_lambdas_runtime(built: 
         check=True,
     )
     assert json.loads(done.stdout.splitlines()[-1]) == {"closed": True, "same": False, "new_pid": True}
+
+
+def test_a_built_function_starts_without_scanning_for_pydantic_plugins(built: None) -> None:
+    """template.yaml's PYDANTIC_DISABLE_PLUGINS reaches the function (the emulator sets Globals' plain variables), and
+    pydantic then never reads every package's entry points while the function's models are defined."""
+    logical_id = "GetMeFunction"
+    env = emulator.function_environment(logical_id, sam_local=False)
+    assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__" and env["POWERTOOLS_SERVICE_NAME"] == "echo-control"
+    probe = "import app; from pydantic.plugin import _loader; print(_loader._plugins is None)"
+    for setting, scanned in (("__all__", False), ("", True)):
+        done = subprocess.run(
+            [str(emulator.RUNTIME_PYTHON), "-c", probe],
+            cwd=emulator.BUILD_DIR / logical_id,
+            env={**env, "PYDANTIC_DISABLE_PLUGINS": setting},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == str(not scanned), setting
