@@ -108,7 +108,7 @@ def test_a_person_runs_an_app_from_the_dashboard(browser: Browser, site: str) ->
 
     # revoke the key, and the API refuses it
     page.goto(app_url)
-    page.click("#keys summary")
+    page.click("#keys details.confirm summary")
     page.click("text=Yes, revoke")
     expect(page.locator("#keys")).to_contain_text("revoked")
     assert record_call(site, key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1}) == 401

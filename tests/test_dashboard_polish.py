@@ -167,7 +167,7 @@ def test_revoking_asks_for_confirmation_without_javascript(browser: Browser, sit
     for name in ("production server with a long descriptive name", "staging-" + "x" * 92):
         page.fill("input[name=name]", name)
         page.click("#create-key")
-    revoke = page.locator("#keys summary").first
+    revoke = page.locator("#keys details.confirm summary").first
     assert_on_screen(page, revoke)
     assert_no_sideways_scrolling(page)
     page.screenshot(path=SHOTS / f"keys-{width}.png", full_page=True)
@@ -228,7 +228,7 @@ def test_tables_keep_cost_and_revoke_on_screen(browser: Browser, site: str, widt
     for table in ("#transactions", "#usage-by-model"):
         for cost in page.locator(f"{table} tr td:last-child").all():
             assert_on_screen(page, cost)
-    assert_on_screen(page, page.locator("#keys summary").first)
+    assert_on_screen(page, page.locator("#keys details.confirm summary").first)
     page.screenshot(path=SHOTS / f"app-{width}.png", full_page=True)
     page.goto("/balance")
     assert_no_sideways_scrolling(page)
