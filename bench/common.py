@@ -73,3 +73,102 @@ def run_pgbench(url: str, script: Path, clients: int, seconds: int, defines: dic
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+# --- our side: the real authorizer and handlers, run as Lambda scales them --------------------------------------
+
+
+def api_event(path: str, resource: str, key: str, body: str, path_parameters: dict | None = None) -> dict:
+    """A POST as API Gateway hands it to a function, with an API key."""
+    import uuid as _uuid
+
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "pathParameters": path_parameters,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": str(_uuid.uuid4()),
+            "stage": "bench",
+            "resourcePath": resource,
+            "httpMethod": "POST",
+        },
+    }
+
+
+def through_authorizer(gateway, resource: str, event: dict) -> dict:  # type: ignore[no-untyped-def]
+    """The request as API Gateway makes it: the authorizer, then the route's function with its context; the
+    function's answer must be a 201."""
+    route = next(r for r in gateway.api.routes if r.path == resource and r.method == "POST")
+    authorizer = gateway.functions[gateway.api.authorizer_dir]
+    policy = authorizer.invoke({"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/x", **event})
+    event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
+    result = gateway.functions[route.code_dir].invoke(event)
+    if result["statusCode"] != 201:
+        raise RuntimeError(result["body"])
+    return result
+
+
+def _thread(gateway, work, keys: list[str], deadline: float, counts: list[int], index: int) -> None:  # type: ignore[no-untyped-def]
+    import random
+    import time
+
+    done = 0
+    while time.monotonic() < deadline:
+        work(gateway, random.choice(keys))
+        done += 1
+    counts[index] = done
+
+
+def _process(url: str, work, keys: list[str], threads: int, start_at: float, seconds: float, queue) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    os.environ["DATABASE_URL"] = url
+    os.environ.update(BENCH_ENV)
+    from local_runner.server import LocalApiGateway
+
+    gateway = LocalApiGateway()
+    counts = [0] * threads
+
+    def run(deadline: float) -> None:
+        workers = [
+            threading.Thread(target=_thread, args=(gateway, work, keys, deadline, counts, i)) for i in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    run(time.monotonic() + 0.3)  # warm every thread's containers and connection before the clock starts
+    time.sleep(max(0.0, start_at - time.time()))
+    run(time.monotonic() + seconds)
+    queue.put(sum(counts))
+
+
+def rate_through_handlers(url: str, work, keys: list[str], callers: int, processes: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
+    """Units of `work(gateway, key)` per second: `processes` processes (containers) of callers/processes threads,
+    each thread with its own connection, all starting at once after warming up. `work` is a module-level function
+    (it crosses to the processes by name)."""
+    import multiprocessing
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 4.0  # time for every process to import and warm up
+    procs = [
+        ctx.Process(target=_process, args=(url, work, keys, callers // processes, start_at, seconds, queue))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    total = sum(queue.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join()
+    return total / seconds

@@ -11,15 +11,19 @@ connection. Rounds alternate ours/pgbench; medians are reported (the machine is 
 
 import argparse
 import json
-import multiprocessing
 import tempfile
-import threading
-import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    api_event,
+    drop_database,
+    fresh_database,
+    median,
+    rate_through_handlers,
+    run_pgbench,
+    through_authorizer,
+)
 
 from tests.invariants import markup_not_earned, unreconciled_balances, unreconciled_earnings
 
@@ -88,106 +92,11 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
     return out, shared
 
 
-def _caller(gateway, route, auth_dir, record_dir, keys_to_use, deadline, counts, index) -> None:
-    import random
-
-    done = 0
-    authorizer = gateway.functions[auth_dir]
-    record = gateway.functions[record_dir]
-    while time.monotonic() < deadline:
-        key = random.choice(keys_to_use)
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        event = {
-            "resource": route.path,
-            "path": route.path,
-            "httpMethod": "POST",
-            "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "queryStringParameters": None,
-            "pathParameters": None,
-            "body": CALL_BODY,
-            "isBase64Encoded": False,
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "stage": "bench",
-                "resourcePath": route.path,
-                "httpMethod": "POST",
-            },
-        }
-        policy = authorizer.invoke(
-            {"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/api/transactions", **event}
-        )
-        event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
-        result = record.invoke(event)
-        if result["statusCode"] != 201:
-            raise RuntimeError(result["body"])
-        done += 1
-    counts[index] = done
-
-
-def _process(url: str, keys_to_use: list[str], threads: int, start_at: float, seconds: float, queue) -> None:
-    import os
-
-    os.environ["DATABASE_URL"] = url
-    from common import BENCH_ENV  # type: ignore[import-not-found]
-
-    os.environ.update(BENCH_ENV)
-    from local_runner.server import LocalApiGateway
-
-    gateway = LocalApiGateway()
-    route = next(r for r in gateway.api.routes if r.path == "/api/transactions" and r.method == "POST")
-    # warm every thread's container and connection before the clock starts
-    counts = [0] * threads
-    warm = [
-        threading.Thread(
-            target=_caller,
-            args=(
-                gateway,
-                route,
-                gateway.api.authorizer_dir,
-                route.code_dir,
-                keys_to_use,
-                time.monotonic() + 0.3,
-                counts,
-                i,
-            ),
-        )
-        for i in range(threads)
-    ]
-    for t in warm:
-        t.start()
-    for t in warm:
-        t.join()
-    time.sleep(max(0.0, start_at - time.time()))
-    deadline = time.monotonic() + seconds
-    workers = [
-        threading.Thread(
-            target=_caller,
-            args=(gateway, route, gateway.api.authorizer_dir, route.code_dir, keys_to_use, deadline, counts, i),
-        )
-        for i in range(threads)
-    ]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    queue.put(sum(counts))
-
-
-def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds: float) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    start_at = time.time() + 4.0  # time for every process to import and warm up
-    procs = [
-        ctx.Process(target=_process, args=(url, keys_to_use, callers // processes, start_at, seconds, queue))
-        for _ in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    total = sum(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join()
-    return total / seconds
+def one_debit(gateway, key: str) -> None:  # type: ignore[no-untyped-def]
+    """One metered call through the authorizer and RecordTransaction."""
+    through_authorizer(
+        gateway, "/api/transactions", api_event("/api/transactions", "/api/transactions", key, CALL_BODY)
+    )
 
 
 def give_apps_prices() -> None:
@@ -279,7 +188,9 @@ def main() -> None:
             script.write_text(pgbench_script(hot, shared))
             ours_rates, bench_rates = [], []
             for _ in range(args.rounds):
-                ours_rates.append(ours(url, keys_to_use, args.callers, args.processes, args.seconds))
+                ours_rates.append(
+                    rate_through_handlers(url, one_debit, keys_to_use, args.callers, args.processes, args.seconds)
+                )
                 bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
             a, b = median(ours_rates), median(bench_rates)
             print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)

@@ -10,14 +10,18 @@ Rounds alternate ours/pgbench; medians are reported (the machine is shared and n
 
 import argparse
 import json
-import multiprocessing
 import tempfile
-import threading
-import time
-import uuid
 from pathlib import Path
 
-from common import drop_database, fresh_database, median, run_pgbench  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    api_event,
+    drop_database,
+    fresh_database,
+    median,
+    rate_through_handlers,
+    run_pgbench,
+    through_authorizer,
+)
 from debits import setup  # type: ignore[import-not-found]
 
 from tests.invariants import held_mismatches, unreconciled_balances
@@ -28,101 +32,13 @@ HOLD_AMOUNT = "0.001200"  # 4000 x $0.15 + 1000 x $0.60 per million: what pgbenc
 SETTLE_COST = "0.000042"  # 120 x $0.15 + 40 x $0.60 per million
 
 
-def _event(path: str, resource: str, key: str, body: str, hold_id: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "pathParameters": {"id": hold_id} if hold_id else None,
-        "body": body,
-        "isBase64Encoded": False,
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "stage": "bench",
-            "resourcePath": resource,
-            "httpMethod": "POST",
-        },
-    }
-
-
-def _caller(gateway, keys_to_use, deadline, counts, index) -> None:  # type: ignore[no-untyped-def]
-    import random
-
-    authorizer = gateway.functions[gateway.api.authorizer_dir]
-    dirs = {r.path: r.code_dir for r in gateway.api.routes if r.method == "POST"}
-    create, settle = gateway.functions[dirs["/api/holds"]], gateway.functions[dirs["/api/holds/{id}/settle"]]
-
-    def through_authorizer(handler, event: dict) -> dict:  # type: ignore[no-untyped-def]
-        policy = authorizer.invoke({"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/x", **event})
-        event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
-        return handler.invoke(event)
-
-    done = 0
-    while time.monotonic() < deadline:
-        key = random.choice(keys_to_use)
-        made = through_authorizer(create, _event("/api/holds", "/api/holds", key, HOLD_BODY))
-        if made["statusCode"] != 201:
-            raise RuntimeError(made["body"])
-        hold_id = json.loads(made["body"])["id"]
-        path = f"/api/holds/{hold_id}/settle"
-        settle_event = _event(path, "/api/holds/{id}/settle", key, SETTLE_BODY, hold_id)
-        settled = through_authorizer(settle, settle_event)
-        event_ctx = settle_event["requestContext"]["authorizer"]
-        if settled["statusCode"] != 201:
-            raise RuntimeError(f"{settled['body']} hold {hold_id} made {made['body']} settle ctx {event_ctx}")
-        done += 1
-    counts[index] = done
-
-
-def _process(url: str, keys_to_use: list[str], threads: int, start_at: float, seconds: float, queue) -> None:  # type: ignore[no-untyped-def]
-    import os
-
-    os.environ["DATABASE_URL"] = url
-    from common import BENCH_ENV  # type: ignore[import-not-found]
-
-    os.environ.update(BENCH_ENV)
-    from local_runner.server import LocalApiGateway
-
-    gateway = LocalApiGateway()
-    counts = [0] * threads
-    warm = [
-        threading.Thread(target=_caller, args=(gateway, keys_to_use, time.monotonic() + 0.3, counts, i))
-        for i in range(threads)
-    ]
-    for t in warm:
-        t.start()
-    for t in warm:
-        t.join()
-    time.sleep(max(0.0, start_at - time.time()))
-    deadline = time.monotonic() + seconds
-    workers = [
-        threading.Thread(target=_caller, args=(gateway, keys_to_use, deadline, counts, i)) for i in range(threads)
-    ]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    queue.put(sum(counts))
-
-
-def ours(url: str, keys_to_use: list[str], callers: int, processes: int, seconds: float) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    start_at = time.time() + 4.0
-    procs = [
-        ctx.Process(target=_process, args=(url, keys_to_use, callers // processes, start_at, seconds, queue))
-        for _ in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    total = sum(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join()
-    return total / seconds
+def one_pair(gateway, key: str) -> None:  # type: ignore[no-untyped-def]
+    """A hold, then its settle, each through the authorizer and its function."""
+    made = through_authorizer(gateway, "/api/holds", api_event("/api/holds", "/api/holds", key, HOLD_BODY))
+    hold_id = json.loads(made["body"])["id"]
+    path = f"/api/holds/{hold_id}/settle"
+    settle = api_event(path, "/api/holds/{id}/settle", key, SETTLE_BODY, {"id": hold_id})
+    through_authorizer(gateway, "/api/holds/{id}/settle", settle)
 
 
 def pgbench_script(hot: bool) -> str:
@@ -198,8 +114,9 @@ def main() -> None:
             script.write_text(pgbench_script(hot))
             ours_rates, bench_rates = [], []
             for _ in range(args.rounds):
+                keys_to_use = all_keys[:1] if hot else all_keys
                 ours_rates.append(
-                    ours(url, all_keys[:1] if hot else all_keys, args.callers, args.processes, args.seconds)
+                    rate_through_handlers(url, one_pair, keys_to_use, args.callers, args.processes, args.seconds)
                 )
                 bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
             a, b = median(ours_rates), median(bench_rates)
