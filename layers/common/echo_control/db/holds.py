@@ -6,7 +6,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from echo_control.db.connection import Conn, Row, connection
-from echo_control.db.ledger import CHARGE_CALL, LOCK_FUNDS
+from echo_control.db.ledger import CHARGE_CALL, LOCK_FUNDS, verdict
 
 _HOLD_COLUMNS = "id, user_id, echo_app_id, api_key_id, amount, status, expires_at, created_at, closed_at, settle_hash"
 
@@ -14,11 +14,9 @@ _HOLD_COLUMNS = "id, user_id, echo_app_id, api_key_id, amount, status, expires_a
 _CREATE_HOLD = (
     "WITH"
     + LOCK_FUNDS
-    + """, verdict AS (
-    SELECT funds.available >= %(amount)s AS funded,
-           coalesce((SELECT room FROM key_room) >= %(amount)s, true) AS within_limit, funds.available
-    FROM funds
-), hold AS (
+    + ","
+    + verdict("amount")
+    + """, hold AS (
     INSERT INTO holds (user_id, echo_app_id, api_key_id, amount, expires_at)
     SELECT %(user_id)s, %(echo_app_id)s, %(api_key_id)s, %(amount)s, now() + make_interval(secs => %(ttl_seconds)s)
     FROM verdict WHERE funded AND within_limit

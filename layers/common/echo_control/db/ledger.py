@@ -127,17 +127,26 @@ tx AS (
     + EARN_MARKUP
 )
 
+
+def verdict(amount: str) -> str:
+    """The CTE that says whether what is available covers the amount in parameter `amount` (funded) and the key's
+    limit allows it (within_limit), after LOCK_FUNDS. Composes constant SQL: `amount` names a parameter."""
+    return f""" verdict AS (
+    SELECT funds.available >= %({amount})s AS funded,
+           coalesce((SELECT room FROM key_room) >= %({amount})s, true) AS within_limit, funds.available
+    FROM funds
+)"""
+
+
 # One statement meters a call: it takes the cost only when what is available (the balance less active holds)
 # covers it and the key's limit allows it, and writes everything the call changes; atomic under autocommit, and
 # one round trip on the metering hot path. The verdict row says why nothing was taken.
 RECORD_DEBIT = (
     "WITH"
     + LOCK_FUNDS
-    + """, verdict AS (
-    SELECT funds.available >= %(cost)s AS funded,
-           coalesce((SELECT room FROM key_room) >= %(cost)s, true) AS within_limit, funds.available
-    FROM funds
-), charge AS (
+    + ","
+    + verdict("cost")
+    + """, charge AS (
     SELECT %(cost)s::numeric AS amount, %(markup_amount)s::numeric AS markup, 0::numeric AS released,
            false AS overrun, NULL::uuid AS hold_id, %(api_key_id)s::uuid AS key_id
     FROM verdict WHERE funded AND within_limit
