@@ -7,6 +7,7 @@ SAM_VENV := $(VENV)/sam-cli
 SAM := SAM_CLI_TELEMETRY=0 PATH=$(dir $(PY312)):$$PATH $(SAM_VENV)/bin/sam
 
 UV_VERSION := 0.13.9
+CHECKOV_VENV := $(VENV)/checkov
 # What Lambda's python3.12 runtime has besides the layer: awslambdaric (runs a handler under the emulator) and boto3.
 LAMBDA_VENV := $(VENV)/lambda-runtime
 # The deployed template is arm64; `make invoke` and the tests run a build for this machine's architecture.
@@ -17,7 +18,7 @@ BUILD_INPUTS := template.yaml $(shell find functions layers/common -type f -not 
 
 # Lock files (*.txt), each compiled from its declared inputs (*.in); the layer's first, as the others are
 # constrained by it. `make lock` after editing an .in file; `make lock UPGRADE=1` moves every pin to the newest.
-LOCKS := layers/common/requirements requirements-lambda requirements-dev requirements-sam
+LOCKS := layers/common/requirements requirements-lambda requirements-dev requirements-sam requirements-checkov
 LOCK_OUT :=
 
 .PHONY: dev test lint format validate build build-host invoke lock lock-check cold-start openapi bench clean
@@ -33,6 +34,11 @@ $(BIN)/.installed: requirements-dev.txt $(BIN)/uv
 $(SAM_VENV)/.installed: requirements-sam.txt $(BIN)/uv
 	$(BIN)/uv venv -q --allow-existing --python $(PY312) $(SAM_VENV)
 	$(BIN)/uv pip install -q --python $(SAM_VENV)/bin/python -r requirements-sam.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(BIN)/uv
+	$(BIN)/uv venv -q --allow-existing --python $(PY312) $(CHECKOV_VENV)
+	$(BIN)/uv pip install -q --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
 $(LAMBDA_VENV)/.installed: requirements-lambda.txt $(BIN)/uv
