@@ -296,6 +296,9 @@ def test_every_combination_stays_under_the_limit_with_room_for_the_next_features
     for name, most in largest.items():
         if name != "template.yaml":
             assert most + NEXT_FUNCTIONS * PER_FUNCTION <= LIMIT, (name, most)
+    # CloudFormation's other limits per template: 200 parameters, 200 outputs (one per nested function)
+    for name, stack in stacks.items():
+        assert len(stack.get("Parameters", {})) <= 200 and len(stack.get("Outputs", {})) + NEXT_FUNCTIONS <= 200, name
     # the same template as one stack would not fit (why it is split)
     functions = sum(1 for r in doc["Resources"].values() if r["Type"] == split.FUNCTION)
     assert sum(largest.values()) - len(largest) + 1 + NEXT_FUNCTIONS * (PER_FUNCTION + 2) > LIMIT, functions
