@@ -5,13 +5,14 @@ when the provider does not answer."""
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 from conftest import Api
-from fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOidc
+from fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOidc, User
 
 from echo_control import config
 from local_runner import template
@@ -134,3 +135,38 @@ def test_a_discovery_document_naming_another_issuer_is_a_configuration_error(
     monkeypatch.setenv("ECHO_OIDC_ISSUER", provider.issuer.replace("127.0.0.1", "localhost"))
     page = api.call("GET", "/sign-in", headers={"Host": "localhost"})
     assert page.status == 503 and provider.authorize_requests == []
+
+
+def existing_user(email: str) -> str:
+    """An account made before (by Clerk, or dev sign-in): it has no OpenID Connect identity."""
+    from echo_control import db
+
+    found = db.user_for_clerk_id(f"user_{uuid.uuid4().hex}", email, None)
+    assert found is not None
+    return str(found["id"])
+
+
+def test_a_verified_email_takes_over_the_account_that_has_no_provider_yet(
+    api: Api, provider: FakeOidc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECHO_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    before = existing_user(provider.user.email)  # someone who used the dashboard before sign-in moved to the provider
+    done = sign_in_without_a_browser(api, provider)
+    assert done.status == 303
+    me = api.call("GET", "/api/me", cookies(done)["echo_session"])
+    assert me.body["user"]["id"] == before
+    # Another identity of the provider with the same email does not take it over again.
+    provider.user = User(f"sub-{uuid.uuid4().hex[:8]}", provider.user.email)
+    again = sign_in_without_a_browser(api, provider)
+    assert again.status == 401 and "this email belongs to another account" in again.body
+
+
+def test_an_unverified_email_of_another_account_is_refused(
+    api: Api, provider: FakeOidc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECHO_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+    existing_user(provider.user.email)
+    provider.user = User(provider.user.sub, provider.user.email, email_verified=False)
+    done = sign_in_without_a_browser(api, provider)
+    assert done.status == 401 and "this email belongs to another account" in done.body
+    assert "echo_session" not in cookies(done)

@@ -249,6 +249,9 @@ def test_every_page_and_redirect_carries_the_base_path(
         result, found = checked(deployment, "POST", path, cookie=who, body=body)
         assert result["statusCode"] == 303, (path, result.get("body"))
         seen += found
+    # The page asked for travels without the base (it is added once, when redirecting there).
+    asked = invoke(deployment, "GET", "/dashboard")
+    assert location(asked) == f"{deployment.base}/sign-in?next=%2Fdashboard"
     # Absolute URLs to this deployment carry the base too: the mock checkout (Stripe's return URLs come from the
     # same base URL, see below) and the join link.
     to_checkout = location(invoke(deployment, "POST", "/credits", cookie=cookie(customer), body="amount=5"))
