@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
-from echo_control import config, db, keys
+from echo_control import config, db, idempotency, keys
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
@@ -31,6 +31,18 @@ SESSION_OR_API_KEY = SESSION + API_KEY
 # ?userId= (kept from the seed): an admin acts for that user; anyone else naming another user gets 403.
 ActingUserId = Annotated[
     str | None, Query(alias="userId", max_length=64, pattern=NO_NUL, description="Admins only: act for this user")
+]
+
+# The Idempotency-Key header of a money write (echo_control.idempotency says what it scopes and replays).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Retries with the same key and request replay the first answer (Idempotent-Replayed: true)",
+    ),
 ]
 
 
@@ -50,6 +62,12 @@ def error_response(
 def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A model with a status other than 200; the resolver validates and serializes it."""
     return Response(status_code=status, content_type=JSON, body=model, headers=headers or {})
+
+
+def created(outcome: idempotency.Outcome, status: int = 201) -> Response[dict[str, Any]]:
+    """A money write's answer (201 unless the route says otherwise); a replay says so in Idempotent-Replayed."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return Response(status_code=status, content_type=JSON, body=outcome.body, headers=headers)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from echo_control import config, db, payments
+from echo_control import config, db, idempotency, payments
 from echo_control.errors import BadGateway, Conflict, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import as_uuid
-from echo_control.models import PayoutAccountOut, PayoutList, PayoutOut
+from echo_control.models import PayoutAccountOut, PayoutCreate, PayoutList, PayoutOut
 from echo_control.observability import logger
 
 CENTS = Decimal(100)
@@ -101,11 +101,12 @@ def onboarding_link(user_id: UUID, email: str, *, base_url: str, return_path: st
 # --- payouts -------------------------------------------------------------------------------------------
 
 
-def request_payout(user_id: UUID, amount: Decimal, idempotency_key: str | None) -> tuple[PayoutOut, bool]:
-    """Pays `amount` of the owner's available earnings out to their connected account: (the payout, replayed).
+def request_payout(user_id: UUID, body: PayoutCreate, idempotency_key: str | None) -> tuple[PayoutOut, bool]:
+    """Pays the amount of the owner's available earnings out to their connected account: (the payout, replayed).
 
-    The same Idempotency-Key with the same amount answers the same payout (completing it if it is still pending);
-    with another amount it is 409. Below the minimum is 422, before onboarding 409, above available 402."""
+    The same Idempotency-Key with the same amount answers the same payout as it is now (completing it if it is still
+    pending); with another amount it is 409. Below the minimum is 422, before onboarding 409, above available 402."""
+    amount = body.amount
     minimum = config.settings().min_payout_usd
     if amount < minimum:
         raise Unprocessable(
@@ -114,38 +115,36 @@ def request_payout(user_id: UUID, amount: Decimal, idempotency_key: str | None) 
             code="below_minimum_payout",
         )
     credentials = config.connect_credentials()
-    key = idempotency_key or str(uuid.uuid4())
-    with db.transaction() as conn:
+
+    def start(conn: db.Conn) -> PayoutOut:
         account = db.lock_earnings_account(conn, user_id)  # one payout of an owner at a time
-        prior = db.payout_by_key(conn, user_id, key) if account else None
-        if prior is not None:
-            if prior["amount"] != amount:
-                raise Conflict("This Idempotency-Key was used with a different amount", code="idempotency_key_reused")
-            payout, replayed = prior, True
-        else:
-            if account is None or not account["payouts_enabled"] or not account["stripe_account_id"]:
-                raise Conflict(
-                    "Payouts are not enabled: finish onboarding (POST /api/payouts/account) first",
-                    code="payouts_not_enabled",
-                )
-            if account["available"] < amount:
-                raise PaymentRequired(
-                    "The amount exceeds your available earnings",
-                    details={"available": str(account["available"])},
-                    code="insufficient_earnings",
-                )
-            payout = db.start_payout(
-                conn,
-                payout_id=uuid.uuid4(),
-                user_id=user_id,
-                amount=amount,
-                stripe_account_id=account["stripe_account_id"],
-                idempotency_key=key,
+        if account is None or not account["payouts_enabled"] or not account["stripe_account_id"]:
+            raise Conflict(
+                "Payouts are not enabled: finish onboarding (POST /api/payouts/account) first",
+                code="payouts_not_enabled",
             )
-            replayed = False
+        if account["available"] < amount:
+            raise PaymentRequired(
+                "The amount exceeds your available earnings",
+                details={"available": str(account["available"])},
+                code="insufficient_earnings",
+            )
+        payout = db.start_payout(
+            conn,
+            payout_id=uuid.uuid4(),
+            user_id=user_id,
+            amount=amount,
+            stripe_account_id=account["stripe_account_id"],
+        )
+        return to_out(payout)
+
+    outcome = idempotency.once(
+        idempotency.Scope.user(user_id), idempotency_key, body, start, operation="request_payout"
+    )
+    payout = _current(UUID(outcome.body["id"]))  # a replay answers the payout as it is now
     if payout["status"] == "pending":
         payout = _transfer(credentials.secret_key, payout)
-    return to_out(payout), replayed
+    return to_out(payout), outcome.replayed
 
 
 def _transfer(secret_key: str | None, payout: dict[str, Any]) -> dict[str, Any]:
