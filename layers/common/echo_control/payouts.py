@@ -212,22 +212,23 @@ def _current(payout_id: UUID) -> dict[str, Any]:
 # --- events --------------------------------------------------------------------------------------------
 
 
-def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any]) -> bool:
+def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any], *, account: Any = None) -> bool:
     """Applies one verified event inside the caller's transaction (which recorded its id); True if it changed
     something. Fields are read defensively: an odd shape is ignored, never a 500."""
     obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
     if event_type in ACCOUNT_EVENTS:
-        if obj_id is None:
+        if obj_id is None or account != obj_id:
+            # A Connect event speaks for the connected account it came from (event.account): one account's event
+            # about another account's object changes nothing.
+            logger.warning("account event from another account", extra={"account": obj_id, "from": str(account)})
             return False
         # payouts_enabled is what makes an owner payable; Stripe may also take it away again
         updated = db.set_payouts_enabled(conn, obj_id, obj.get("payouts_enabled") is True)
         if updated is None:
             logger.warning("account.updated for an account we did not make", extra={"account": obj_id})
         return updated is not None
-    metadata = payments.mapping(obj.get("metadata"))
-    payout = db.lock_payout(conn, payout_id=as_uuid(metadata.get("payoutId")), transfer_id=obj_id)
+    payout = _payout_of_transfer(conn, obj_id, as_uuid(payments.mapping(obj.get("metadata")).get("payoutId")))
     if payout is None:
-        logger.warning("transfer event for an unknown payout", extra={"transfer": obj_id})
         return False
     if payout["status"] == "pending" and obj_id:  # the event proves the transfer exists: it was made
         db.complete_payout(conn, payout["id"], obj_id)
@@ -240,6 +241,24 @@ def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any]) -> bool:
     if returned <= 0:
         return False
     return db.return_payout(conn, payout["id"], returned, reversed_total) is not None
+
+
+def _payout_of_transfer(conn: db.Conn, transfer_id: str | None, payout_id: UUID | None) -> dict[str, Any] | None:
+    """The payout a transfer event is about, locked: the one with that transfer, or the one its metadata names
+    while that payout has no other transfer. When the two disagree, neither is touched."""
+    by_transfer = db.lock_payout(conn, payout_id=None, transfer_id=transfer_id) if transfer_id else None
+    named = db.lock_payout(conn, payout_id=payout_id, transfer_id=None) if payout_id else None
+    payout = by_transfer or named
+    if payout is None:
+        logger.warning("transfer event for an unknown payout", extra={"transfer": transfer_id})
+        return None
+    if named is not None and (named["id"] != payout["id"] or named["stripe_transfer_id"] not in (None, transfer_id)):
+        logger.warning(
+            "transfer event whose metadata names another payout",
+            extra={"transfer": transfer_id, "payout_id": str(payout_id)},
+        )
+        return None
+    return payout
 
 
 # --- the local mock onboarding -------------------------------------------------------------------------
@@ -257,8 +276,8 @@ def mock_account(account_id: str) -> dict[str, Any]:
     return account
 
 
-def mock_complete_onboarding(account_id: str, base_url: str) -> int:
-    """Does what Stripe does when an owner finishes onboarding: sends our webhook endpoint (on `base_url`) an
+def mock_complete_onboarding(account_id: str, webhook_url: str) -> int:
+    """Does what Stripe does when an owner finishes onboarding: sends our webhook endpoint (`webhook_url`) an
     `account.updated` with payouts enabled, signed with the Connect webhook secret. Returns the endpoint's status."""
     account = mock_account(account_id)
     event = {
@@ -286,7 +305,7 @@ def mock_complete_onboarding(account_id: str, base_url: str) -> int:
     secret = config.connect_credentials().connect_webhook_secret
     assert secret is not None
     request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
-        f"{base_url}/api/stripe/webhook",
+        webhook_url,
         data=payload.encode(),
         headers={"Content-Type": "application/json", "Stripe-Signature": payments.sign_payload(payload, secret)},
         method="POST",
