@@ -54,8 +54,8 @@ def host_name(host: str) -> str | None:
 
 def own_url(request: Request) -> str:
     """The address this runner is bound to, as this machine reaches it: where the mocks send their webhooks."""
-    server, port = request.environ.get("SERVER_NAME", ""), request.environ.get("SERVER_PORT", "80")
-    server = _WILDCARDS.get(server, server)
+    bound, port = str(request.environ.get("SERVER_NAME", "")), str(request.environ.get("SERVER_PORT", "80"))
+    server = _WILDCARDS.get(bound, bound)
     if ":" in server and not server.startswith("["):
         server = f"[{server}]"
     return f"http://{server}:{port}"
