@@ -89,6 +89,7 @@ def _aware(value: datetime) -> datetime:
 # A date or instant must be a day of these years: a day or a zone's hours past them cannot be represented (Python
 # dates end with 9999, and Unix time starts in 1970), so a bound like to=9999-12-31 would overflow into a 500.
 FIRST_YEAR, LAST_YEAR = 1970, 9998
+YEARS_PATTERN = "^(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"  # the same years, in OpenAPI
 
 
 def _in_years(value: date) -> Any:
@@ -270,12 +271,21 @@ DateOrTime = Annotated[
     PlainValidator(_date_or_time, json_schema_input_type=str),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
-            "description": "a date (the whole UTC day) or an RFC 3339 date-time with a time zone",
+            "anyOf": [
+                {"type": "string", "format": "date", "pattern": YEARS_PATTERN},
+                {"type": "string", "format": "date-time", "pattern": YEARS_PATTERN},
+            ],
+            "description": f"a date (the whole UTC day) or an RFC 3339 date-time with a time zone, in {FIRST_YEAR}-"
+            f"{LAST_YEAR}",
         }
     ),
 ]
-AwareDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_aware)]
+AwareDateTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_aware),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEARS_PATTERN}),
+]
 
 
 class CamelModel(BaseModel):
