@@ -21,7 +21,7 @@ BUILD_INPUTS := template.yaml $(shell find functions layers/common -type f -not 
 LOCKS := layers/common/requirements requirements-lambda requirements-dev requirements-sam requirements-checkov
 LOCK_OUT :=
 
-.PHONY: dev test lint format stacks validate build deploy build-host invoke lock lock-check cold-start openapi bench clean
+.PHONY: dev test lint format stacks validate build deploy build-host invoke lock lock-check cold-start openapi prices bench clean
 
 $(BIN)/uv:
 	test -x $(BIN)/python || $(PY312) -m venv $(VENV)
@@ -86,10 +86,17 @@ validate: $(SAM_VENV)/.installed stacks
 	$(SAM) validate --lint
 	for stack in $(STACKS)/*.yaml; do $(SAM) validate --lint -t $$stack || exit 1; done
 
+# Lambda's python3.12 runtime has botocore (with boto3), and aws-xray-sdk (the Tracer's) pulls it and what only it
+# needs into the layer all the same: 33 MB that the runtime's copies make dead weight (tests/test_built_functions.py
+# holds the layer to its budget).
+RUNTIME_PROVIDED := botocore botocore-*.dist-info dateutil python_dateutil-*.dist-info six.py six-*.dist-info
+prune-layer = cd $(1) && rm -rf $(RUNTIME_PROVIDED)
+
 # Lambda's file system is read-only, so Python compiles every module on every cold start unless the layer
 # ships bytecode: compiling it here makes imports 2.4x faster (bench/cold_start.py).
 build: $(SAM_VENV)/.installed stacks
 	$(SAM) build -t $(STACKS)/template.yaml
+	$(call prune-layer,.aws-sam/build/CommonLayer/python)
 	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash .aws-sam/build/CommonLayer/python
 
 # Builds and deploys with the project's own SAM CLI: guided the first time (it asks for the stack's name, region
@@ -104,6 +111,7 @@ $(HOST_BUILD)/template.yaml: $(SAM_VENV)/.installed $(BUILD_INPUTS)
 	mkdir -p $(dir $(HOST_TEMPLATE))
 	sed -E 's/(Architectures: \[|BuildArchitecture: )arm64/\1$(HOST_ARCH)/' template.yaml > $(HOST_TEMPLATE)
 	$(SAM) build -t $(HOST_TEMPLATE) --base-dir . --build-dir $(HOST_BUILD)
+	$(call prune-layer,$(HOST_BUILD)/CommonLayer/python)
 	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash $(HOST_BUILD)/CommonLayer/python
 	touch $@
 
@@ -117,6 +125,10 @@ cold-start: $(BIN)/.installed $(SAM_VENV)/.installed
 openapi: $(BIN)/.installed
 	$(BIN)/python -m local_runner.openapi > layers/common/echo_control/openapi.json.new
 	mv layers/common/echo_control/openapi.json.new layers/common/echo_control/openapi.json
+
+# The layer's price snapshot from genai-prices' data (after upgrading genai-prices; tests/test_pricing.py checks it).
+prices: $(BIN)/.installed
+	$(BIN)/python -m local_runner.prices layers/common/echo_control/prices
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/debits.py
