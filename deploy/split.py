@@ -250,8 +250,8 @@ def nested_stack(doc: dict[str, Any], group: str, names: list[str], out: Path) -
         root_resource = doc["Resources"].get(name)
         if root_resource is None:
             raise ValueError(f"{group}: {name} is neither a parameter nor a resource of the template")
-        if root_resource["Type"] == FUNCTION and attribute is None:
-            raise ValueError(f"{group}: refers to the function {name} of another stack")
+        if group_of(root_resource) is not None:
+            raise ValueError(f"{group}: refers to {name}, a routed function of a nested stack; give it no route")
         # A reference to a root resource becomes a parameter holding its value ("" when a condition leaves it out).
         parameter = name + (attribute or "").replace(".", "")
         renames[(name, attribute)] = parameter
@@ -268,6 +268,8 @@ def nested_stack(doc: dict[str, Any], group: str, names: list[str], out: Path) -
         "Description": f"{doc['Description'].strip()} ({group}, a nested stack of the root; see deploy/split.py)",
         "Parameters": parameters,
     }
+    if "Mappings" in doc:
+        nested["Mappings"] = doc["Mappings"]
     if conditions:
         nested["Conditions"] = {name: doc["Conditions"][name] for name in sorted(conditions)}
     nested["Globals"] = rename(body["Globals"], renames)

@@ -389,3 +389,12 @@ def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason(doc: dict[str, 
     for number, line in enumerate(lines):
         if line.strip().startswith("- CKV"):
             assert lines[number - 1].strip().startswith("#"), line
+
+
+def test_a_routed_function_that_names_another_routed_function_is_refused(doc: dict[str, Any]) -> None:
+    """Two routed functions may land in different nested stacks, where neither can name the other."""
+    changed = json.loads(json.dumps(doc))
+    variables = changed["Resources"]["GetMeFunction"]["Properties"]["Environment"]["Variables"]
+    variables["OTHER"] = {"Fn::GetAtt": ["ShowHomeFunction", "Arn"]}
+    with pytest.raises(ValueError, match="ShowHomeFunction, a routed function"):
+        split.split(changed)
