@@ -72,13 +72,7 @@ def secrets_named(value: Any) -> set[str]:
 
 # A secret's ARN, everywhere a function names it: the one the stack makes, or the parameter's.
 SECRET_ARNS = {
-    DATABASE: {
-        "Fn::If": [
-            "CreatesDatabase",
-            {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]},
-            {"Ref": DATABASE},
-        ]
-    },
+    DATABASE: {"Fn::If": ["CreatesDatabase", {"Ref": "DatabaseSecret"}, {"Ref": DATABASE}]},
     STRIPE: {"Fn::If": ["CreatesStripeSecret", {"Ref": "StripeSecret"}, {"Ref": STRIPE}]},
 }
 
