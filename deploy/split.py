@@ -253,7 +253,10 @@ def nested_stack(doc: dict[str, Any], group: str, names: list[str], out: Path) -
         if group_of(root_resource) is not None:
             raise ValueError(f"{group}: refers to {name}, a routed function of a nested stack; give it no route")
         # A reference to a root resource becomes a parameter holding its value ("" when a condition leaves it out).
+        # (A resource's logical id is never a parameter's; with its attribute it may be: DatabaseProxy.Endpoint.)
         parameter = name + (attribute or "").replace(".", "")
+        while attribute and (parameter in doc["Parameters"] or parameter in doc["Resources"]):
+            parameter += "Value"
         renames[(name, attribute)] = parameter
         parameters[parameter] = {"Type": "String"}
         value: Any = {"Ref": f"{name}.{attribute}"} if attribute in ("Alias", "Version") else None

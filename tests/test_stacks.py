@@ -398,3 +398,33 @@ def test_a_routed_function_that_names_another_routed_function_is_refused(doc: di
     variables["OTHER"] = {"Fn::GetAtt": ["ShowHomeFunction", "Arn"]}
     with pytest.raises(ValueError, match="ShowHomeFunction, a routed function"):
         split.split(changed)
+
+
+def test_a_nested_function_reads_what_the_root_made_or_was_given(stacks: dict[str, dict[str, Any]]) -> None:
+    """The database host and secret, the subnets: the root passes each as a parameter of its own, never mixed up
+    with a root parameter of the same name (DatabaseProxy.Endpoint and the parameter DatabaseProxyEndpoint)."""
+    root = stacks["template.yaml"]["Resources"]
+    nested = stacks["ApiFunctions.yaml"]
+    passed = root["ApiFunctions"]["Properties"]["Parameters"]
+    variables = nested["Resources"]["GetMeFunction"]["Properties"]["Environment"]["Variables"]
+
+    def given(expression: dict[str, Any]) -> Any:
+        return passed[expression["Ref"]]
+
+    made, existing = variables["DB_HOST"]["Fn::If"][1:]
+    assert given(made) == {"Fn::If": ["CreatesDatabase", {"Fn::GetAtt": ["DatabaseProxy", "Endpoint"]}, ""]}
+    assert given(existing) == {"Ref": "DatabaseProxyEndpoint"}
+    made, existing = variables["DB_SECRET_ARN"]["Fn::If"][1:]
+    assert given(made) == {"Fn::If": ["CreatesDatabase", {"Ref": "DatabaseSecret"}, ""]}
+    assert given(existing) == {"Ref": "DatabaseSecretArn"}
+    subnets = nested["Globals"]["Function"]["VpcConfig"]["Fn::If"][1]["SubnetIds"]["Fn::If"]
+    assert [given(s) for s in subnets[1]] == [
+        {"Fn::If": ["CreatesNetwork", {"Ref": "PrivateSubnetA"}, ""]},
+        {"Fn::If": ["CreatesNetwork", {"Ref": "PrivateSubnetB"}, ""]},
+    ]
+    assert given(subnets[2]) == {"Fn::Join": [",", {"Ref": "SubnetIds"}]}
+    # every parameter a nested stack declares is passed, and nothing else
+    for name, stack in stacks.items():
+        if name != "template.yaml":
+            declared = set(stack["Parameters"])
+            assert declared == set(root[name.removesuffix(".yaml")]["Properties"]["Parameters"]), name
