@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 from common import (  # type: ignore[import-not-found]
+    Callers,
     api_event,
     drop_database,
     fresh_database,
-    median,
-    rate_through_handlers,
+    print_case,
     run_pgbench,
     through_authorizer,
 )
@@ -109,7 +109,7 @@ def pgbench_script(hot: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--callers", type=int, default=16)
@@ -121,22 +121,16 @@ def main() -> None:
         holders, _ = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds")
-        print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}")
-        for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
-            script = Path(tempfile.mkstemp(suffix=".sql")[1])
-            script.write_text(pgbench_script(hot))
-            ours_rates, bench_rates = [], []
-            for _ in range(args.rounds):
-                keys_to_use = all_keys[:1] if hot else all_keys
-                ours_rates.append(
-                    rate_through_handlers(url, one_pair, keys_to_use, args.callers, args.processes, args.seconds)
-                )
-                bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
-            a, b = median(ours_rates), median(bench_rates)
-            print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
-            print(
-                f"{'':<28}{' '.join(f'{x:.0f}' for x in ours_rates):>15}{' '.join(f'{x:.0f}' for x in bench_rates):>15}"
-            )
+        print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}{'load':>7}")
+        with Callers(url, args.callers, args.processes) as callers:
+            for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
+                script = Path(tempfile.mkstemp(suffix=".sql")[1])
+                script.write_text(pgbench_script(hot))
+                ours_rates, bench_rates = [], []
+                for _ in range(args.rounds):
+                    ours_rates.append(callers.rate(one_pair, all_keys[:1] if hot else all_keys, args.seconds))
+                    bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
+                print_case(label, ours_rates, bench_rates)
         print(f"after the run: {len(unreconciled_balances())} balances off, {len(held_mismatches())} held sums off")
     finally:
         from echo_control import db

@@ -3,7 +3,8 @@
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
-from echo_control import config, db, idempotency, keys
+from echo_control import config, db, idempotency, keys, origins
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
@@ -94,8 +95,33 @@ def _exact_number(text: str) -> Decimal:
     return number if number else abs(number)
 
 
+_base_path: ContextVar[str] = ContextVar("base_path", default="")
+
+
+def request_base_path() -> str:
+    """The base path of the request being answered (origins.base_path): `/prod`, a mapping's, or ""."""
+    return _base_path.get()
+
+
+class StagedResolver(APIGatewayRestResolver):
+    """Routes by the path inside the deployment, whatever base path the request came in on: a custom domain's base
+    path mapping, which API Gateway leaves in `path`, comes off first (the execute-api stage never is in it). While
+    it answers, `request_base_path()` says what that base was, so pages can put it in front of their URLs."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        base = origins.base_path(event)
+        path = event.get("path")
+        if base and isinstance(path, str) and path.startswith(base + "/"):
+            event = {**event, "path": path[len(base) :]}
+        token = _base_path.set(base)
+        try:
+            return super().resolve(event, context)
+        finally:
+            _base_path.reset(token)
+
+
 def make_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
+    app = StagedResolver(enable_validation=True, json_body_deserializer=json_body)
 
     @app.exception_handler(EchoError)
     def _echo_error(exc: EchoError) -> Response:

@@ -75,8 +75,22 @@ from echo_control.db.payments import (
     update_payment,
 )
 from echo_control.db.prices import app_prices, lock_app_prices, price_rules, replace_app_prices
+from echo_control.db.sessions import (
+    insert_oidc_sign_in,
+    revoke_session,
+    session_user,
+    session_user_by_token,
+    start_session,
+    take_oidc_sign_in,
+)
 from echo_control.db.transactions import transactions_page
-from echo_control.db.users import set_user_clerk_id, user_by_email, user_by_id, user_for_clerk_id
+from echo_control.db.users import (
+    set_user_clerk_id,
+    user_by_email,
+    user_by_id,
+    user_for_clerk_id,
+    user_for_oidc_identity,
+)
 
 __all__ = [
     "EARN_MARKUP",
@@ -116,6 +130,7 @@ __all__ = [
     "insert_api_key",
     "insert_app",
     "insert_flash",
+    "insert_oidc_sign_in",
     "insert_payment",
     "join_app",
     "keep_stripe_account",
@@ -142,15 +157,20 @@ __all__ = [
     "replace_app_prices",
     "return_payout",
     "revoke_api_key",
+    "revoke_session",
+    "session_user",
+    "session_user_by_token",
     "set_payment_session",
     "set_payouts_enabled",
     "set_user_clerk_id",
     "settle_hold",
     "stale_pending_payouts",
     "start_payout",
+    "start_session",
     "store_idempotent_response",
     "sweep_lapsed_holds",
     "take_flash",
+    "take_oidc_sign_in",
     "transaction",
     "transactions_page",
     "update_api_key",
@@ -161,4 +181,5 @@ __all__ = [
     "user_by_email",
     "user_by_id",
     "user_for_clerk_id",
+    "user_for_oidc_identity",
 ]

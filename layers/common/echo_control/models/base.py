@@ -172,7 +172,8 @@ _SPEND_LIMIT = ExactDecimal(
 )
 _PAYMENT = ExactDecimal(
     PAYMENT_PATTERN,
-    "dollars (USD) from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)",
+    'USD as dollars with at most 2 decimal places ("20.00", not cents), from 1 to 10,000 (a deployment may cap it '
+    "lower: ECHO_MAX_PAYMENT_USD)",
     "20.00",
     minimum=MIN_PAYMENT,
     maximum=MAX_PAYMENT,
@@ -189,7 +190,8 @@ _PER_MILLION = ExactDecimal(
 
 _PAYOUT = ExactDecimal(
     PAYOUT_PATTERN,
-    "dollars (USD) in cents, at most 1,000,000 (and at least ECHO_MIN_PAYOUT_USD, 10 by default)",
+    'USD as dollars with at most 2 decimal places ("15.00", not cents), at most 1,000,000 and at least '
+    "ECHO_MIN_PAYOUT_USD (10 by default)",
     "25.00",
     minimum=Decimal(0),
     maximum=MAX_PAYOUT,
