@@ -207,6 +207,8 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{app_id}", cookie(customer)),
         (f"/checkout/mock/{world['session_id']}?return=%2Fbalance", cookie(customer)),
         (f"/connect/mock/{world['account_id']}?return=%2Fearnings", cookie(owner)),
+        ("/cli-auth", cookie(owner)),
+        ("/cli-auth", None),  # not signed in: to the sign-in page, with next
     ]
     not_found = [
         ("/auth/callback?code=x&state=y", None),  # dev mode: no callback
@@ -235,6 +237,7 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{joinable}", cookie(customer), ""),
         (f"/checkout/mock/{world['session_id']}/pay", None, "return=%2Fbalance"),
         (f"/connect/mock/{world['account_id']}/complete", None, "return=%2Fearnings"),
+        ("/cli-auth", cookie(owner), f"echoAppId={app_id}&name=CLI+Access"),
     ]
     seen = 0
     for path, who in get:
