@@ -40,6 +40,18 @@ def public_base_url(event: dict[str, Any]) -> str:
     return f"{scheme}://{domain}{base_path(event)}"
 
 
+def own_webhook_url(event: dict[str, Any]) -> str:
+    """Where the local mocks (checkout, onboarding) send the signed webhooks Stripe would: the local runner's own
+    bound address, never the Host header's (that would let a request aim our signed POST at any host and port),
+    else ECHO_PUBLIC_URL. The mocks exist only locally; without either this is 400."""
+    local = (event.get("requestContext") or {}).get("localRunnerUrl")
+    if isinstance(local, str) and local.startswith("http://"):
+        return f"{local}/api/stripe/webhook"
+    if configured := config.settings().public_url:
+        return f"{configured}/api/stripe/webhook"
+    raise BadRequest("No webhook address is known for this server: set ECHO_PUBLIC_URL", code="invalid_host")
+
+
 def base_path(event: Mapping[str, Any]) -> str:
     """The base path the request came in on, which every link, form and redirect of a page must carry: `/prod` on
     an execute-api URL (its stage), a custom domain's base path mapping (`/echo`), or "" (a custom domain mapped at

@@ -24,7 +24,6 @@ from echo_control.db.earnings import (
     lock_payout,
     owner_earnings_by_day,
     payout_by_id,
-    payout_by_key,
     payouts_for_user,
     return_payout,
     set_payouts_enabled,
@@ -37,7 +36,6 @@ from echo_control.db.holds import (
     hold,
     release_hold,
     settle_hold,
-    store_settle_response,
     sweep_lapsed_holds,
 )
 from echo_control.db.housekeeping import (
@@ -46,6 +44,7 @@ from echo_control.db.housekeeping import (
     purge_idempotency_keys,
     purge_rate_limit_windows,
 )
+from echo_control.db.idempotency import claim_idempotency_key, store_idempotent_response
 from echo_control.db.keys import (
     active_api_key,
     api_keys_for_user,
@@ -60,11 +59,9 @@ from echo_control.db.ledger import (
     adjustments_total,
     apply_entry,
     balance,
-    claim_idempotency_key,
     ledger_page,
     lock_funds,
     record_debit,
-    store_idempotent_response,
 )
 from echo_control.db.migrations import apply_migrations
 from echo_control.db.payments import (
@@ -146,7 +143,6 @@ __all__ = [
     "payment_by_id",
     "payments_for_user",
     "payout_by_id",
-    "payout_by_key",
     "payouts_for_user",
     "price_rules",
     "purge_expired_flashes",
@@ -169,7 +165,6 @@ __all__ = [
     "start_payout",
     "start_session",
     "store_idempotent_response",
-    "store_settle_response",
     "sweep_lapsed_holds",
     "take_flash",
     "take_oidc_sign_in",
