@@ -140,7 +140,7 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
         "provider_cost": split.provider_cost,
         "settle_hash": request_hash,
     }
-    with db.transaction() as conn:
+    with db.pipelined_transaction() as conn:
         # A concurrent settle of the same hold waits on its row, then finds it settled: one transaction per hold.
         settled = db.settle_hold(conn, params)
         if settled is None:
