@@ -45,8 +45,10 @@ def one_pair(gateway, key: str) -> None:  # type: ignore[no-untyped-def]
 
 def pgbench_script(hot: bool) -> str:
     """The statements the path sends for a pair: per request the authorizer's key lookup; the one-statement hold;
-    the settle's lookup, then the settle and its stored answer in a transaction."""
+    the settle's lookup, then in a transaction the settle's claim (its Idempotency record), the settle and its
+    stored answer."""
     from echo_control.db import holds as hold_sql
+    from echo_control.db import idempotency as idempotency_sql
     from echo_control.db import keys as key_sql
 
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
@@ -67,7 +69,6 @@ def pgbench_script(hot: bool) -> str:
         "hold_id": "':id'::uuid",
         "cost": f"{SETTLE_COST}::numeric",
         "provider_cost": f"{SETTLE_COST}::numeric",
-        "settle_hash": "'bench'",
         "provider": "NULL::text",
         "cache_read_tokens": "0",
         "cache_write_tokens": "0",
@@ -81,6 +82,16 @@ def pgbench_script(hot: bool) -> str:
     }
     for name, sql in values.items():
         settle = settle.replace(f"%({name})s", sql)
+    claim = idempotency_sql._CLAIM
+    claim_values = {
+        "kind": "'hold'",
+        "id": "':id'::uuid",
+        "key": "'settle'",
+        "operation": "'settle_hold'",
+        "hash": "'b'",
+    }
+    for name, sql in claim_values.items():
+        claim = claim.replace(f"%({name})s", sql)
     read_back = "SELECT * FROM holds WHERE id = ':id'::uuid AND user_id = (SELECT user_id FROM bench_keys WHERE n = :n)"
     flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
     return (
@@ -90,8 +101,10 @@ def pgbench_script(hot: bool) -> str:
         + f"{flatten(key)};\n"
         + f"{read_back};\n"
         + "BEGIN;\n"
+        + f"{flatten(claim)};\n"
         + f"{flatten(settle)};\n"
-        + "UPDATE holds SET settle_response = '{}'::jsonb WHERE id = ':id'::uuid;\n"
+        + "UPDATE idempotency_keys SET response = '{}'::jsonb "
+        + "WHERE scope_kind = 'hold' AND scope_id = ':id'::uuid AND key = 'settle';\n"
         + "COMMIT;\n"
     )
 
