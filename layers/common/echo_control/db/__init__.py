@@ -6,7 +6,15 @@ the names below are the package's whole surface.
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, app_money, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
+from echo_control.db.connection import (
+    Conn,
+    Row,
+    connection,
+    discard_connection,
+    forget_connections,
+    pipelined_transaction,
+    transaction,
+)
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
     EARN_MARKUP,
@@ -147,6 +155,7 @@ __all__ = [
     "payments_for_user",
     "payout_by_id",
     "payouts_for_user",
+    "pipelined_transaction",
     "price_rules",
     "purge_expired_flashes",
     "purge_idempotency_keys",
