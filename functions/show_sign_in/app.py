@@ -12,7 +12,9 @@ app = pages.page_resolver()
 
 
 @app.get("/sign-in", include_in_schema=False)
-def show_sign_in(next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None) -> Response[str]:
+def show_sign_in(
+    next_path: Annotated[str | None, Query(alias="next", max_length=pages.MAX_LOCAL_PATH)] = None,
+) -> Response[str]:
     return pages.render_page(
         app,
         "sign_in.html",

@@ -131,6 +131,7 @@ from echo_control.models.ledger import (
     TransactionPage,
     TransactionRecorded,
 )
+from echo_control.models.oauth import ConnectedApp, OAuthErrorOut, TokenOut
 from echo_control.models.payments import (
     PaymentLinkIn,
     PaymentLinkOut,
@@ -194,6 +195,7 @@ __all__ = [
     "BalanceAdjust",
     "BalanceOut",
     "CamelModel",
+    "ConnectedApp",
     "Cost",
     "CustomerList",
     "CustomerOut",
@@ -237,6 +239,7 @@ __all__ = [
     "ModelPriceList",
     "ModelUsage",
     "Name",
+    "OAuthErrorOut",
     "PaymentAmount",
     "PaymentLinkIn",
     "PaymentLinkOut",
@@ -261,6 +264,7 @@ __all__ = [
     "SeedPaymentLink",
     "SeedText",
     "SpendLimit",
+    "TokenOut",
     "Tokens",
     "TransactionCreate",
     "TransactionOut",
