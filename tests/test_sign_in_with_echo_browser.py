@@ -128,7 +128,7 @@ def test_an_app_signs_a_person_in_with_echo_and_bills_their_call(
     expect(page.locator("#connections")).to_contain_text("Chat helper")
     page.screenshot(path=SHOTS / "oauth-connections.png", full_page=True)
     page.click("summary:has-text('Disconnect')")
-    page.click(f"button[aria-label='Disconnect Chat helper']")
+    page.click("button[aria-label='Disconnect Chat helper']")
     expect(page.locator("[role=status]")).to_contain_text("Chat helper is disconnected")
     expect(page.locator("#no-connections")).to_be_visible()
     again = requests.post(

@@ -28,6 +28,10 @@ app = oauth_resolver()
             "description": "An OAuth error (RFC 6749 5.2)",
             "content": {"application/json": {"model": OAuthErrorOut}},
         },
+        415: {
+            "description": "Not a form: invalid_request",
+            "content": {"application/json": {"model": OAuthErrorOut}},
+        },
     },
 )
 def issue_oauth_token(

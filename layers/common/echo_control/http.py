@@ -9,13 +9,23 @@ from typing import Annotated, Any
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
 from echo_control import config, db, keys
-from echo_control.errors import BadRequest, EchoError, Forbidden, ServiceUnavailable, TooManyRequests
+from echo_control.errors import (
+    BadRequest,
+    EchoError,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
 from echo_control.observability import logger, metrics, tracer
@@ -252,23 +262,36 @@ def oauth_resolver() -> APIGatewayRestResolver:
         if exc.status >= 500:
             headers = {"Retry-After": str(ServiceUnavailable.retry_after)}
             return error_response(exc.status, exc.code, exc.message, exc.details, headers)
-        return oauth_error(exc.code if exc.code in OAUTH_ERRORS else "invalid_request", exc.message)
+        status = 415 if isinstance(exc, UnsupportedMediaType) else 400
+        return oauth_error(exc.code if exc.code in OAUTH_ERRORS else "invalid_request", exc.message, status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_form(exc: RequestValidationError) -> Response:
+        if _content_type(app) != FORM:  # e.g. a JSON body Powertools could not read as the form
+            return oauth_error("invalid_request", f"Send the parameters as {FORM}", 415)
         return oauth_error("invalid_request", "The form is not valid")
 
+    # Powertools reads the documented form before the handler runs: another media type, or a multipart body it
+    # cannot split (ValueError: no boundary), is refused as not being the form.
+    @app.exception_handler(RequestUnsupportedContentType)
+    @app.exception_handler(ValueError)
+    def _not_a_form(exc: Exception) -> Response:
+        return oauth_error("invalid_request", f"Send the parameters as {FORM}", 415)
+
     return app
+
+
+def _content_type(app: APIGatewayRestResolver) -> str:
+    return (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
 def oauth_form(app: APIGatewayRestResolver) -> list[tuple[str, str]]:
     """The fields of an OAuth form post (RFC 6749 3.2: application/x-www-form-urlencoded), in the order sent."""
     from urllib.parse import parse_qsl
 
-    content_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != FORM:
-        raise BadRequest(f"Send the parameters as {FORM}", code="invalid_request")
     body = app.current_event.decoded_body or ""
+    if body and _content_type(app) != FORM:
+        raise UnsupportedMediaType(f"Send the parameters as {FORM}", code="invalid_request")
     if len(body) > MAX_OAUTH_FORM_BYTES:
         raise BadRequest("The form is too large", code="invalid_request")
     try:
