@@ -538,3 +538,54 @@ def test_the_app_page_registers_redirect_uris(api: Api, owner: Session) -> None:
     ]
     page = api.call("GET", f"/apps/{created['id']}", headers=cookie(owner)).body
     assert re.search(r'id="client-id">' + created["id"], page)
+
+
+def test_the_readme_python_client_signs_in_and_refreshes(
+    api: Api, live_server: str, owner: Session, person: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's example client, run as written against a live server; the person's browser is played by plain HTTP
+    requests carrying their session (the consent page, then Allow, then following the redirect back)."""
+    import socket
+    import webbrowser
+    from pathlib import Path
+
+    import requests
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    source = readme.split("A whole client in Python's standard library", 1)[1].split("```python\n", 1)[1]
+    source = source.split("```", 1)[0]
+    with socket.socket() as probe:  # the example's port, moved to a free one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    redirect = f"http://127.0.0.1:{port}/callback"
+    created = owner.create_app("Example client", acceptsCustomers=True)
+    owner.call("PUT", f"/api/echo-apps/{created['id']}", {"redirectUris": [redirect]})
+    source = source.replace('"http://localhost:3000"', repr(live_server)).replace('"<app id>"', repr(created["id"]))
+    source = source.replace('"http://127.0.0.1:8765/callback"', repr(redirect)).replace("8765", str(port))
+
+    def person_allows(url: str) -> bool:
+        def browse() -> None:
+            session = requests.Session()
+            session.cookies.set("echo_session", person.token)
+            assert session.get(url, timeout=10).status_code == 200  # the consent page
+            query = dict(parse_qs(urlsplit(url).query))
+            form = {name: values[0] for name, values in query.items()} | {"decision": "allow"}
+            decided = session.post(
+                f"{live_server}/oauth/authorize", data=form, headers={"Origin": live_server}, allow_redirects=False
+            )
+            back = decided.headers["Location"]
+            for _ in range(50):  # until the example listens
+                try:
+                    requests.get(back, timeout=10)
+                    return
+                except requests.ConnectionError:
+                    threading.Event().wait(0.1)
+
+        threading.Thread(target=browse, daemon=True).start()
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", person_allows)
+    scope: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), scope)  # noqa: S102 (our own README's example)
+    assert scope["tokens"]["token_type"] == "Bearer" and scope["tokens"]["access_token"].startswith("echo_at_")
+    assert works(api, scope["tokens"]["access_token"])  # the refreshed pair
