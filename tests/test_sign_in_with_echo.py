@@ -589,3 +589,21 @@ def test_the_readme_python_client_signs_in_and_refreshes(
     exec(compile(source, "README.md", "exec"), scope)  # noqa: S102 (our own README's example)
     assert scope["tokens"]["token_type"] == "Bearer" and scope["tokens"]["access_token"].startswith("echo_at_")
     assert works(api, scope["tokens"]["access_token"])  # the refreshed pair
+
+
+def test_housekeeping_purges_codes_and_tokens_a_day_past_expiry(api: Api, app: dict[str, Any], person: Session) -> None:
+    from echo_control import db, housekeeping
+
+    tokens = tokens_for(api, person, app["id"])
+    hashes = [hashlib.sha256(tokens[name].encode()).digest() for name in ("access_token", "refresh_token")]
+    count = "SELECT count(*) AS n FROM oauth_tokens WHERE token_hash = ANY(%s)"
+    housekeeping.run_housekeeping()
+    assert db.connection().execute(count, [hashes]).fetchone()["n"] == 2  # live ones stay
+    with db.transaction() as conn:  # a day and a second after the access token's expiry
+        conn.execute(
+            "UPDATE oauth_tokens SET expires_at = now() - interval '1 day 1 second' WHERE token_hash = %s", [hashes[0]]
+        )
+    assert housekeeping.run_housekeeping()["oauthSecretsPurged"] >= 1
+    assert db.connection().execute(count, [hashes]).fetchone()["n"] == 1
+    assert works(api, tokens["access_token"]) is False
+    assert refresh(api, app["id"], tokens["refresh_token"]).status == 200

@@ -176,3 +176,26 @@ ORDER BY min(g.created_at) DESC, a.id
 def connected_apps(user_id: UUID) -> list[Row]:
     """The apps this person signed in to with Echo and has not disconnected, one row per app."""
     return connection().execute(_CONNECTED_APPS, [user_id]).fetchall()
+
+
+# Codes and tokens a day past their expiry: nothing can use them any more, and a reuse that late proves nothing.
+_PURGE_EXPIRED = """
+WITH codes AS (
+    DELETE FROM oauth_codes c USING (
+        SELECT code_hash FROM oauth_codes WHERE expires_at < now() - interval '1 day'
+        LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) old WHERE c.code_hash = old.code_hash RETURNING 1
+), tokens AS (
+    DELETE FROM oauth_tokens t USING (
+        SELECT token_hash FROM oauth_tokens WHERE expires_at < now() - interval '1 day'
+        LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ) old WHERE t.token_hash = old.token_hash RETURNING 1
+)
+SELECT (SELECT count(*) FROM codes) + (SELECT count(*) FROM tokens) AS purged
+"""
+
+
+def purge_expired_oauth_secrets(limit: int) -> int:
+    """Deletes up to `limit` codes and up to `limit` tokens a day past their expiry; how many rows went."""
+    row = connection().execute(_PURGE_EXPIRED, {"limit": limit}).fetchone()
+    return int(row["purged"]) if row else 0
