@@ -607,3 +607,20 @@ def test_housekeeping_purges_codes_and_tokens_a_day_past_expiry(api: Api, app: d
     assert db.connection().execute(count, [hashes]).fetchone()["n"] == 1
     assert works(api, tokens["access_token"]) is False
     assert refresh(api, app["id"], tokens["refresh_token"]).status == 200
+
+
+def test_a_grant_is_a_key_in_the_persons_list_where_a_spend_limit_binds_its_tokens(
+    api: Api, app: dict[str, Any], person: Session
+) -> None:
+    access = tokens_for(api, person, app["id"])["access_token"]
+    listed = person.call("GET", "/api/api-keys").body["apiKeys"]
+    assert [(k["name"], k["echoAppId"], k["isActive"]) for k in listed] == [("Sign in with Echo", app["id"], True)]
+    grant_key = listed[0]["id"]
+    assert person.call("PUT", f"/api/api-keys/{grant_key}", {"spendLimit": "0.05"}).status == 200
+    refused = api.call("POST", "/api/holds", access, {"amount": "0.10"})
+    assert refused.status == 402 and refused.error_code == "key_limit_exceeded"
+    assert api.call("POST", "/api/holds", access, {"amount": "0.04"}).status == 201
+    # revoking that key is disconnecting: the token stops, the app leaves /connections
+    assert person.call("DELETE", f"/api/api-keys/{grant_key}").status == 200
+    assert not works(api, access)
+    assert "Chat helper" not in api.call("GET", "/connections", headers=cookie(person)).body
