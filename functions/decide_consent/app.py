@@ -20,7 +20,7 @@ def decide_consent() -> Response[str]:
     answer = oauth.decide(request, who.user_id, allow=decision == "allow")
     if "Location" not in answer.headers:
         raise BadRequest(str(answer.body.get("error_description") or "This sign-in request is not valid"))
-    return pages.redirect_away(answer.headers["Location"])
+    return pages.redirect(answer.headers["Location"])
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -14,7 +14,7 @@ def show_consent() -> Response[str]:
     pairs = [(name, value) for name, values in query.items() for value in values]
     checked = oauth.consent(oauth.Request("GET", f"{pages.base_url(app)}/oauth/authorize", pairs))
     if isinstance(checked, oauth.Answer):  # an error the app's registered redirect URI should hear about
-        return pages.redirect_away(checked.headers["Location"])
+        return pages.redirect(checked.headers["Location"])
     who = pages.signed_in(app)  # not signed in: sign-in first, which comes back to this very request
     return pages.render(
         "consent.html",
