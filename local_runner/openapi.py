@@ -25,7 +25,8 @@ SECURITY_SCHEMES = {
     "apiKey": HTTPBearer(
         scheme="bearer",
         bearerFormat="echo_…",
-        description="An Echo API key (POST /api/api-keys shows it once). Acts for its user and app.",
+        description="An Echo API key (POST /api/api-keys shows it once), or a Sign in with Echo access token "
+        "(echo_at_…, from POST /oauth/token). Acts for its user and app.",
     ),
 }
 
