@@ -54,6 +54,7 @@ def to_out(row: dict[str, Any], totals: UsageTotals | None = None) -> EchoAppOut
         markup=row["markup"],
         is_active=row["is_active"],
         accepts_customers=row["accepts_customers"],
+        redirect_uris=row["redirect_uris"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         totals=totals,

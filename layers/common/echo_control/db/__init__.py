@@ -6,7 +6,15 @@ the names below are the package's whole surface.
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, app_money, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
+from echo_control.db.connection import (
+    Conn,
+    Row,
+    connection,
+    discard_connection,
+    forget_connections,
+    pipelined_transaction,
+    transaction,
+)
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
     EARN_MARKUP,
@@ -65,6 +73,21 @@ from echo_control.db.ledger import (
     record_debit,
 )
 from echo_control.db.migrations import apply_migrations
+from echo_control.db.oauth import (
+    active_api_key_for_access_token,
+    connected_apps,
+    create_oauth_grant,
+    insert_oauth_tokens,
+    lock_oauth_code,
+    lock_refresh_token,
+    oauth_client,
+    oauth_token,
+    purge_expired_oauth_secrets,
+    revoke_oauth_grants,
+    revoke_oauth_token,
+    use_oauth_code,
+    use_refresh_token,
+)
 from echo_control.db.payments import (
     insert_payment,
     lock_payment,
@@ -99,6 +122,7 @@ __all__ = [
     "Row",
     "account_for_stripe_id",
     "active_api_key",
+    "active_api_key_for_access_token",
     "adjustments_for_user",
     "adjustments_total",
     "api_keys_for_user",
@@ -117,8 +141,10 @@ __all__ = [
     "claim_idempotency_key",
     "close_earnings_days",
     "complete_payout",
+    "connected_apps",
     "connection",
     "create_hold",
+    "create_oauth_grant",
     "customers_of_app",
     "discard_connection",
     "earnings_account",
@@ -130,6 +156,7 @@ __all__ = [
     "insert_api_key",
     "insert_app",
     "insert_flash",
+    "insert_oauth_tokens",
     "insert_oidc_sign_in",
     "insert_payment",
     "join_app",
@@ -140,15 +167,21 @@ __all__ = [
     "lock_app_prices",
     "lock_earnings_account",
     "lock_funds",
+    "lock_oauth_code",
     "lock_payment",
     "lock_payout",
+    "lock_refresh_token",
+    "oauth_client",
+    "oauth_token",
     "owner_earnings_by_day",
     "payment_by_id",
     "payments_for_user",
     "payout_by_id",
     "payouts_for_user",
+    "pipelined_transaction",
     "price_rules",
     "purge_expired_flashes",
+    "purge_expired_oauth_secrets",
     "purge_idempotency_keys",
     "purge_rate_limit_windows",
     "record_debit",
@@ -157,6 +190,8 @@ __all__ = [
     "replace_app_prices",
     "return_payout",
     "revoke_api_key",
+    "revoke_oauth_grants",
+    "revoke_oauth_token",
     "revoke_session",
     "session_user",
     "session_user_by_token",
@@ -178,6 +213,8 @@ __all__ = [
     "update_payment",
     "usage_by_day",
     "usage_by_model",
+    "use_oauth_code",
+    "use_refresh_token",
     "user_by_email",
     "user_by_id",
     "user_for_clerk_id",

@@ -135,6 +135,7 @@ from echo_control.models.ledger import (
     TransactionPage,
     TransactionRecorded,
 )
+from echo_control.models.oauth import ConnectedApp, OAuthErrorOut, TokenOut
 from echo_control.models.payments import (
     PaymentLinkIn,
     PaymentLinkOut,
@@ -200,6 +201,7 @@ __all__ = [
     "BalanceAdjust",
     "BalanceOut",
     "CamelModel",
+    "ConnectedApp",
     "Cost",
     "CustomerList",
     "CustomerOut",
@@ -245,6 +247,7 @@ __all__ = [
     "ModelPriceList",
     "ModelUsage",
     "Name",
+    "OAuthErrorOut",
     "PaymentAmount",
     "PaymentLinkIn",
     "PaymentLinkOut",
@@ -269,6 +272,7 @@ __all__ = [
     "SeedPaymentLink",
     "SeedText",
     "SpendLimit",
+    "TokenOut",
     "Tokens",
     "TransactionCreate",
     "TransactionOut",
