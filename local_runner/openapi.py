@@ -19,8 +19,10 @@ from local_runner.template import ROOT
 SECURITY_SCHEMES = {
     "session": HTTPBearer(
         scheme="bearer",
-        bearerFormat="JWT",
-        description="A user session: a Clerk session token, or in dev mode one from POST /api/dev/session.",
+        bearerFormat="JWT or ses_…",
+        description="A user session: in dev mode one from POST /api/dev/session; in oidc mode the dashboard's "
+        "session or the identity provider's ID token; in clerk mode a Clerk session token. Signing out (POST "
+        "/sign-out) ends the sessions Echo Control starts.",
     ),
     "apiKey": HTTPBearer(
         scheme="bearer",

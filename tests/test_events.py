@@ -74,6 +74,8 @@ EXPECTED_STATUS = {
     "show_earnings": 200,
     "start_onboarding_page": 303,
     "create_payout_page": 303,
+    "show_cli_auth": 200,
+    "create_cli_key_page": 303,
     "show_join": 200,
     "join_app_page": 303,
     "set_customers_page": 303,

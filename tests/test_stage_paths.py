@@ -182,9 +182,11 @@ def page_routes(method: str) -> set[str]:
 def test_every_page_and_redirect_carries_the_base_path(
     deployment: Deployment, world: dict[str, Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from echo_control import payments, payouts
+    from echo_control import origins, payments, payouts
 
-    # The mocks' webhooks would go to the deployment's (made-up) host; what they credit is tested elsewhere.
+    # The mocks' webhooks go to the local runner's own address, which these direct invocations do not have; what
+    # they credit is tested elsewhere.
+    monkeypatch.setattr(origins, "own_webhook_url", lambda event: "http://127.0.0.1:9/api/stripe/webhook")
     monkeypatch.setattr(payments, "mock_pay", lambda *args: None)
     monkeypatch.setattr(payouts, "mock_complete_onboarding", lambda *args: 200)
     owner, customer, admin = world["owner"], world["customer"], world["admin"]
@@ -227,6 +229,8 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{app_id}", cookie(customer)),
         (f"/checkout/mock/{world['session_id']}?return=%2Fbalance", cookie(customer)),
         (f"/connect/mock/{world['account_id']}?return=%2Fearnings", cookie(owner)),
+        ("/cli-auth", cookie(owner)),
+        ("/cli-auth", None),  # not signed in: to the sign-in page, with next
     ]
     not_found = [
         ("/auth/callback?code=x&state=y", None),  # dev mode: no callback
@@ -258,6 +262,7 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{joinable}", cookie(customer), ""),
         (f"/checkout/mock/{world['session_id']}/pay", None, "return=%2Fbalance"),
         (f"/connect/mock/{world['account_id']}/complete", None, "return=%2Fearnings"),
+        ("/cli-auth", cookie(owner), f"echoAppId={app_id}&name=CLI+Access"),
     ]
     seen = 0
     for path, who in get:

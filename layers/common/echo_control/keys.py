@@ -19,6 +19,8 @@ from echo_control.models import (
     ApiKeyOut,
     ApiKeyUpdate,
     ApiKeyWithKey,
+    KeyApp,
+    KeyUser,
     ValidateApiKeyOut,
 )
 
@@ -173,10 +175,13 @@ def validate(key: str) -> ValidateApiKeyOut:
     if row is None:
         return ValidateApiKeyOut(valid=False)
     balance = ledger.get_balance(row["user_id"])
+    names = db.key_owner_names(row["user_id"], row["echo_app_id"]) or {}
     return ValidateApiKeyOut(
         valid=True,
         user_id=str(row["user_id"]),
         echo_app_id=str(row["echo_app_id"]),
+        user=KeyUser(id=str(row["user_id"]), email=row["email"], name=names.get("user_name")),
+        echo_app=KeyApp(id=str(row["echo_app_id"]), name=names.get("app_name") or ""),
         balance=balance.balance,
         held=balance.held,
         available=balance.available,

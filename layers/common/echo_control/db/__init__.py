@@ -5,8 +5,16 @@ the names below are the package's whole surface.
 """
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
-from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
+from echo_control.db.apps import app_for_owner, app_money, apps_with_totals, insert_app, update_app
+from echo_control.db.connection import (
+    Conn,
+    Row,
+    connection,
+    discard_connection,
+    forget_connections,
+    pipelined_transaction,
+    transaction,
+)
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
     EARN_MARKUP,
@@ -49,6 +57,7 @@ from echo_control.db.keys import (
     active_api_key,
     api_keys_for_user,
     insert_api_key,
+    key_owner_names,
     lock_api_key,
     revoke_api_key,
     update_api_key,
@@ -122,6 +131,7 @@ __all__ = [
     "app_for_owner",
     "app_for_user",
     "app_lifetime_earnings",
+    "app_money",
     "app_prices",
     "apply_entry",
     "apply_migrations",
@@ -151,6 +161,7 @@ __all__ = [
     "insert_payment",
     "join_app",
     "keep_stripe_account",
+    "key_owner_names",
     "ledger_page",
     "lock_api_key",
     "lock_app_prices",
@@ -167,6 +178,7 @@ __all__ = [
     "payments_for_user",
     "payout_by_id",
     "payouts_for_user",
+    "pipelined_transaction",
     "price_rules",
     "purge_expired_flashes",
     "purge_expired_oauth_secrets",

@@ -76,3 +76,21 @@ def update_app(app_id: UUID, user_id: UUID, changes: dict[str, Any]) -> Row | No
         params[column] = changes.get(column)
     with transaction() as conn:
         return conn.execute(_UPDATE_APP, params).fetchone()
+
+
+# One user's money on one app: the payment credits (less refunds) of payments made from it, and its calls' cost
+# from the daily rollups (the user's rows, by usage_daily_user_idx).
+_APP_MONEY = """
+SELECT
+    (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e JOIN payments p ON p.id = e.reference_id
+     WHERE e.user_id = %(user_id)s AND e.kind IN ('payment_credit', 'refund') AND p.echo_app_id = %(app_id)s)
+        ::numeric(18, 6) AS total_paid,
+    (SELECT coalesce(sum(u.cost), 0) FROM usage_daily u WHERE u.user_id = %(user_id)s AND u.echo_app_id = %(app_id)s)
+        ::numeric(18, 6) AS total_spent
+"""
+
+
+def app_money(app_id: UUID, user_id: UUID) -> Row:
+    row = connection().execute(_APP_MONEY, {"app_id": app_id, "user_id": user_id}).fetchone()
+    assert row is not None
+    return row

@@ -118,6 +118,9 @@ class EchoAppOut(CamelModel):
     created_at: datetime
     updated_at: datetime
     totals: UsageTotals | None = None
+    # Seed compatibility: its CLI lists apps with these (all-time, from `totals`).
+    total_tokens: int | None = None
+    total_cost: Decimal | None = None
 
 
 class EchoAppPublic(CamelModel):
