@@ -14,6 +14,7 @@ from local_runner.lambdas import LambdaContext, load_handler
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "DatabaseSecretArn"
 STRIPE = "StripeSecretArn"
+WEBHOOK_KEY = "WebhookKeySecret"
 
 # The secrets each function reads. Everything that touches PostgreSQL reads the database secret; only what
 # creates checkouts or verifies Stripe's signatures reads the Stripe secret. The rest read none: the API's
@@ -40,9 +41,19 @@ DEVELOPMENT_ONLY = {"CreateDevSessionFunction", "SignInFunction", "ShowMockCheck
 DEVELOPMENT_ONLY |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
 
 
+# Webhooks to developers: what seals an endpoint's signing secret (adding one) or opens it (sending) reads the key.
+WEBHOOK_KEY_FUNCTIONS = {"CreateWebhookFunction", "DeliverWebhooksFunction", "CreateWebhookPageFunction"}
+# The one policy besides reading secrets: the webhook relay sends to the webhook queue.
+OTHER_POLICIES = {
+    "RelayWebhooksFunction": [{"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}]
+}
+
+
 def secrets_of(name: str) -> set[str]:
     if name in NO_SECRET:
         return set()
+    if name in WEBHOOK_KEY_FUNCTIONS:
+        return {DATABASE, WEBHOOK_KEY}
     return {DATABASE, STRIPE} if name in PAYMENT_FUNCTIONS else {DATABASE}
 
 
@@ -74,7 +85,7 @@ def test_each_function_reads_exactly_the_secrets_it_uses(doc: dict[str, Any]) ->
         assert "Role" not in props, f"{name}: a shared role would carry other functions' rights"
         environment = props.get("Environment", {}).get("Variables", {})
         secret_env = refs({k: v for k, v in environment.items() if k.endswith("_SECRET_ARN")})
-        policies = props.get("Policies", [])
+        policies = [p for p in props.get("Policies", []) if p not in OTHER_POLICIES.get(name, [])]
         readable = {ref for policy in policies for ref in refs(policy.get("AWSSecretsManagerGetSecretValuePolicy", {}))}
         assert all(set(p) == {"AWSSecretsManagerGetSecretValuePolicy"} for p in policies), name
         assert secret_env == readable == secrets_of(name), name

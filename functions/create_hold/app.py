@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from echo_control import holds
+from echo_control import events, holds
 from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
 from echo_control.models import NO_NUL, HoldCreate, HoldCreated
 
@@ -28,7 +28,9 @@ def create_hold(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
     ] = None,
 ) -> Response[dict[str, Any]]:
-    status, response, replayed = holds.create_hold(key_caller(app), body, idempotency_key)
+    who = key_caller(app)
+    with events.reporting_key_limit(who.api_key_id):
+        status, response, replayed = holds.create_hold(who, body, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(status_code=status, content_type=JSON, body=response, headers=headers)
 

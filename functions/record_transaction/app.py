@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from echo_control import ledger, observability
+from echo_control import events, ledger, observability
 from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
 from echo_control.models import NO_NUL, TransactionCreate, TransactionRecorded
 
@@ -29,7 +29,9 @@ def record_transaction(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
     ] = None,
 ) -> Response[dict[str, Any]]:
-    status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
+    who = key_caller(app)
+    with events.reporting_key_limit(who.api_key_id):
+        status, response, replayed = ledger.record_transaction(who, body, idempotency_key)
     if not replayed:
         observability.count("TransactionsRecorded")
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
