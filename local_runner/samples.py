@@ -30,6 +30,7 @@ COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
 # The sample user's webhook endpoints (the spare one is what delete_webhook removes) and a delivery to the first.
 SAMPLE_WEBHOOK = UUID("55555555-5555-4555-8555-555555555555")
 SPARE_WEBHOOK = UUID("55555555-5555-4555-8555-666666666666")
+SPARE_PAGE_WEBHOOK = UUID("55555555-5555-4555-8555-777777777777")  # the one delete_webhook_page removes
 SAMPLE_WEBHOOK_EVENT = UUID("66666666-6666-4666-8666-666666666666")
 SAMPLE_DELIVERY = UUID("77777777-7777-4777-8777-777777777777")
 
@@ -93,7 +94,7 @@ def load_sample_rows() -> None:
 def _load_sample_webhooks(conn: Any) -> None:
     from echo_control import webhook_delivery
 
-    for endpoint_id in (SAMPLE_WEBHOOK, SPARE_WEBHOOK):
+    for endpoint_id in (SAMPLE_WEBHOOK, SPARE_WEBHOOK, SPARE_PAGE_WEBHOOK):
         conn.execute(
             "INSERT INTO webhook_endpoints (id, user_id, url, events, secret_sealed) "
             "VALUES (%s, %s, 'https://example.com/hooks/echo', '{payment.succeeded}', %s) ON CONFLICT DO NOTHING",

@@ -83,6 +83,12 @@ EXPECTED_STATUS = {
     "list_webhook_deliveries": 200,
     "retry_webhook_delivery": 200,
     "put_balance_alerts": 200,
+    "show_webhooks": 200,
+    "create_webhook_page": 303,
+    "show_webhook": 200,
+    "delete_webhook_page": 303,
+    "resend_delivery_page": 303,
+    "set_balance_alert_page": 303,
 }
 # What the webhook functions without a route answer to their samples: the relay has no queue outside the cloud (the
 # local runner delivers), and the sample message names a delivery that no longer exists (done: nothing to retry).

@@ -51,6 +51,11 @@ def list_endpoints(user_id: UUID) -> WebhookList:
     return WebhookList(webhooks=[_out(row) for row in db.endpoints_for_user(user_id)])
 
 
+def disabled_endpoints(user_id: UUID) -> list[WebhookOut]:
+    """The endpoints turned off after 5 days of failures, which the dashboard tells their owner about."""
+    return [endpoint for endpoint in list_endpoints(user_id).webhooks if endpoint.disabled_at is not None]
+
+
 def _own_endpoint(user_id: UUID, endpoint_id: str) -> dict[str, Any]:
     parsed = as_uuid(endpoint_id)
     row = db.endpoint_for_owner(parsed, user_id) if parsed else None
