@@ -7,6 +7,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -635,3 +636,26 @@ def test_every_committed_money_change_has_exactly_one_event(api: Api, operations
     assert sorted((kinds[c["kind"]], str(c["reference_id"])) for c in changes) == sorted(
         (e["type"], e["data"]["paymentId"]) for e in reported
     )
+
+
+def test_the_local_runners_deliverer_sends_as_soon_as_the_change_commits(api, user, receiver, allow_private) -> None:
+    """run_local (the runner's thread) wakes on the commit's NOTIFY: nothing here calls deliver_due."""
+    endpoint = add_endpoint(user, receiver.url, ["payment.succeeded"])
+    stop = threading.Event()
+    thread = threading.Thread(target=webhook_delivery.run_local, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)  # listening
+        with pytest.raises(RuntimeError), db.transaction() as conn:  # rolled back: never sent
+            events.emit(conn, uuid.UUID(user.user["id"]), events.PAYMENT_SUCCEEDED, {"paymentId": "rolled-back"})
+            raise RuntimeError
+        started = time.monotonic()
+        pay(api, user, "5")
+        assert receiver.arrived.wait(5), "not delivered"
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert [json.loads(r.body)["type"] for r in receiver.received] == ["payment.succeeded"]
+    assert [d["status"] for d in deliveries_of(endpoint["id"])] == ["succeeded"]
