@@ -659,3 +659,37 @@ def test_the_local_runners_deliverer_sends_as_soon_as_the_change_commits(api, us
     assert not thread.is_alive()
     assert [json.loads(r.body)["type"] for r in receiver.received] == ["payment.succeeded"]
     assert [d["status"] for d in deliveries_of(endpoint["id"])] == ["succeeded"]
+
+
+def test_a_storm_of_concurrent_debits_crossing_the_threshold_sends_one_balance_low(key_holder) -> None:
+    user_id = key_holder.session.user["id"]
+    credit(user_id, "20")
+    key_holder.session.call("PUT", "/api/balance/alerts", {"lowBalanceThreshold": "10"})
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: call(key_holder, "0.5").status, range(32)))
+    assert statuses.count(201) == 32
+    low = events_of(user_id, "balance.low")
+    assert len(low) == 1 and Decimal(low[0]["data"]["spendable"]) < 10 <= Decimal(low[0]["data"]["spendable"]) + 1
+
+
+def test_housekeeping_purges_webhook_events_after_30_days_unless_still_being_delivered(user) -> None:
+    from echo_control import housekeeping
+
+    user_id = uuid.UUID(user.user["id"])
+    add_endpoint(user, "https://hooks.example.com/old", ["payment.succeeded"])
+    with db.transaction() as conn:
+        done = events.emit(conn, user_id, events.PAYMENT_SUCCEEDED, {"paymentId": "old-done"})
+        pending = events.emit(conn, user_id, events.PAYMENT_SUCCEEDED, {"paymentId": "old-pending"})
+        fresh = events.emit(conn, user_id, events.PAYMENT_SUCCEEDED, {"paymentId": "fresh"})
+        conn.execute(
+            "UPDATE webhook_events SET created_at = now() - interval '31 days' WHERE id = ANY(%s)", [[done, pending]]
+        )
+        conn.execute(
+            "UPDATE webhook_deliveries SET status = 'succeeded', next_attempt_at = NULL WHERE event_id = %s", [done]
+        )
+        conn.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour' WHERE event_id = %s", [pending]
+        )
+    result = housekeeping.run_housekeeping()
+    assert result["webhookEventsPurged"] >= 1
+    assert {e["id"] for e in events_of(user.user["id"])} == {pending, fresh}

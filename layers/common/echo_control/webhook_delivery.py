@@ -317,7 +317,7 @@ def _attempt_on_own_connection(row: dict[str, Any]) -> None:
         db.discard_connection()
 
 
-def run_local(stop: threading.Event, on_idle: Callable[[], None] | None = None) -> None:
+def run_local(stop: threading.Event) -> None:
     """The local runner's deliverer: sends what is due, then sleeps until a transaction that emitted an event
     commits (NOTIFY) or the next retry is due (at most a second)."""
     import psycopg
@@ -330,8 +330,6 @@ def run_local(stop: threading.Event, on_idle: Callable[[], None] | None = None) 
                     while not stop.is_set():
                         while deliver_due(BATCH, pool) == BATCH and not stop.is_set():
                             pass
-                        if on_idle is not None:
-                            on_idle()
                         for _ in listener.notifies(timeout=1.0, stop_after=1):
                             pass
             except Exception:

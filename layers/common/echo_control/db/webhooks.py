@@ -297,15 +297,6 @@ def unqueue(delivery_ids: list[UUID]) -> None:
         conn.execute("UPDATE webhook_deliveries SET queued_at = NULL WHERE id = ANY(%s)", [delivery_ids])
 
 
-def next_due_in(conn: Conn) -> float | None:
-    """Seconds until the next pending delivery is due (0 when one is due now); None when none is pending."""
-    row = conn.execute(
-        "SELECT GREATEST(EXTRACT(EPOCH FROM min(next_attempt_at) - now()), 0) AS wait FROM webhook_deliveries "
-        "WHERE status = 'pending'"
-    ).fetchone()
-    return float(row["wait"]) if row and row["wait"] is not None else None
-
-
 _PURGE_WEBHOOK_EVENTS = """
 DELETE FROM webhook_events ev
 USING (
