@@ -693,3 +693,19 @@ def test_housekeeping_purges_webhook_events_after_30_days_unless_still_being_del
     result = housekeeping.run_housekeeping()
     assert result["webhookEventsPurged"] >= 1
     assert {e["id"] for e in events_of(user.user["id"])} == {pending, fresh}
+
+
+def test_in_the_cloud_the_sealing_key_must_come_from_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from echo_control.errors import ConfigurationError
+
+    monkeypatch.setenv("DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db")
+    monkeypatch.delenv("ECHO_WEBHOOK_KEY", raising=False)
+    with pytest.raises(ConfigurationError):
+        webhook_delivery.seal(uuid.uuid4(), webhook_delivery.new_secret())
+    monkeypatch.setenv("ECHO_WEBHOOK_KEY", "too short")
+    with pytest.raises(ConfigurationError):
+        webhook_delivery.seal(uuid.uuid4(), webhook_delivery.new_secret())
+    monkeypatch.setenv("ECHO_WEBHOOK_KEY", "k" * 40)
+    endpoint = uuid.uuid4()
+    sealed = webhook_delivery.seal(endpoint, "whsec_abc")
+    assert webhook_delivery.unseal(endpoint, sealed) == "whsec_abc"

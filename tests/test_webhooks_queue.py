@@ -180,3 +180,19 @@ def test_the_template_declares_the_queue_its_dead_letter_queue_and_an_alarm_on_i
     relay_fn = resources["RelayWebhooksFunction"]["Properties"]
     assert relay_fn["Events"]["Schedule"]["Properties"]["Schedule"] == "rate(1 minute)"
     assert relay_fn["Environment"]["Variables"]["ECHO_WEBHOOK_QUEUE_URL"] == {"Ref": "WebhookQueue"}
+
+
+def test_a_delivery_not_yet_due_is_queued_with_a_delay(api, user, receiver: Receiver, queue) -> None:
+    sqs, url = queue
+    endpoint = add_endpoint(user, receiver.url, ["payment.succeeded"])
+    pay(api, user, "9")
+    [delivery] = deliveries_of(endpoint["id"])
+    db.connection().execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '10 minutes' WHERE id = %s",
+        [delivery["id"]],
+    )
+    relay()
+    assert ours(receive(sqs, url), delivery["id"]) == []  # on the queue, delayed until it is due
+    assert db.connection().execute(
+        "SELECT queued_at IS NOT NULL AS queued FROM webhook_deliveries WHERE id = %s", [delivery["id"]]
+    ).fetchone() == {"queued": True}

@@ -277,6 +277,20 @@ def oidc_client_secret() -> str | None:
     return secret
 
 
+def webhook_key_text() -> str | None:
+    """The key that seals developers' webhook secrets: the whole text of the secret WEBHOOK_KEY_SECRET_ARN names,
+    else ECHO_WEBHOOK_KEY; None when neither is set (echo_control.webhook_delivery decides what that means)."""
+    config = settings()
+    if not config.webhook_key_secret_arn:
+        return config.webhook_key
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        return _secret_text(config.webhook_key_secret_arn).strip()
+    except GetParameterError as exc:
+        raise misconfigured(f"the webhook key cannot be read: {type(exc.__cause__ or exc).__name__}") from None
+
+
 def connect_credentials() -> StripeCredentials:
     """The Stripe credentials for payouts and Connect events: the Connect webhook secret is required as well (in
     the cloud a missing one is a configuration error; locally the development one stands in)."""

@@ -78,9 +78,7 @@ def _sealing_key() -> bytes:
     """The SHA-256 of ECHO_WEBHOOK_KEY, or of the secret WEBHOOK_KEY_SECRET_ARN names (the cloud: required; the
     template generates it), or locally of a key made once into the data folder. At least 32 characters."""
     settings = config.settings()
-    text = settings.webhook_key
-    if settings.webhook_key_secret_arn:
-        text = config._secret_text(settings.webhook_key_secret_arn)
+    text = config.webhook_key_text()
     if not text and settings.in_cloud:
         raise config.misconfigured("the webhook key is missing (WEBHOOK_KEY_SECRET_ARN)")
     if not text:
