@@ -38,9 +38,11 @@ DEVELOPMENT_ONLY |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFuncti
 
 # Webhooks to developers: what seals an endpoint's signing secret (adding one) or opens it (sending) reads the key.
 WEBHOOK_KEY_FUNCTIONS = {"CreateWebhookFunction", "DeliverWebhooksFunction", "CreateWebhookPageFunction"}
-# The one policy besides reading secrets: the webhook relay sends to the webhook queue.
+# The policies besides reading secrets: the webhook relay sends to the webhook queue, the delivery function polls it
+# and changes a message's visibility (its backoff).
 OTHER_POLICIES = {
-    "RelayWebhooksFunction": [{"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}]
+    "RelayWebhooksFunction": [{"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}],
+    "DeliverWebhooksFunction": [{"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}],
 }
 
 
