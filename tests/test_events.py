@@ -74,6 +74,8 @@ EXPECTED_STATUS = {
     "show_earnings": 200,
     "start_onboarding_page": 303,
     "create_payout_page": 303,
+    "show_cli_auth": 200,
+    "create_cli_key_page": 303,
     "show_join": 200,
     "join_app_page": 303,
     "set_customers_page": 303,
@@ -90,6 +92,13 @@ EXPECTED_STATUS = {
     "delete_webhook_page": 303,
     "resend_delivery_page": 303,
     "set_balance_alert_page": 303,
+    "show_consent": 200,
+    "decide_consent": 303,
+    "issue_oauth_token": 200,
+    "revoke_oauth_token": 200,
+    "show_connections": 200,
+    "disconnect_app_page": 303,
+    "set_redirect_uris_page": 303,
 }
 # What the webhook functions without a route answer to their samples: the relay has no queue outside the cloud (the
 # local runner delivers), and the sample message names a delivery that no longer exists (done: nothing to retry).

@@ -29,6 +29,7 @@ SWEPT = (
     "holdsExpired",
     "rateLimitWindowsPurged",
     "webhookEventsPurged",
+    "oauthSecretsPurged",
 )
 NOTHING = dict.fromkeys(SWEPT, 0)
 

@@ -62,6 +62,7 @@ SWEEPS: tuple[Sweep, ...] = (
         "WebhookEventsPurged",
         lambda limit: db.purge_webhook_events(WEBHOOK_EVENTS_KEPT, limit),
     ),
+    Sweep("oauthSecretsPurged", "OAuthSecretsPurged", db.purge_expired_oauth_secrets),
 )
 
 
