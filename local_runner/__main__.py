@@ -69,6 +69,9 @@ def main() -> None:
         database.ensure_database()
         database.load_demo_data()
         samples.load_sample_rows()  # the rows events/*.json name: make invoke and sam local invoke work on them
+        from echo_control import webhook_delivery
+
+        webhook_delivery.start_local()  # developers' webhooks, sent from the outbox as the cloud's queue would
         host = os.environ.get("HOST") or DEFAULT_HOST
         logging.getLogger("werkzeug").setLevel(logging.INFO)
         # Bound before saying where: a port in use ends the start with werkzeug's message, not after our line.

@@ -27,6 +27,12 @@ SAMPLE_CUSTOMER = UUID("11111111-1111-4111-8111-222222222222")
 SAMPLE_CUSTOMER_EMAIL = "sample-customer@example.com"
 SAMPLE_CUSTOMER_KEY_ID = UUID("33333333-3333-4333-8333-555555555555")
 COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
+# The sample user's webhook endpoints (the spare one is what delete_webhook removes) and a delivery to the first.
+SAMPLE_WEBHOOK = UUID("55555555-5555-4555-8555-555555555555")
+SPARE_WEBHOOK = UUID("55555555-5555-4555-8555-666666666666")
+SPARE_PAGE_WEBHOOK = UUID("55555555-5555-4555-8555-777777777777")  # the one delete_webhook_page removes
+SAMPLE_WEBHOOK_EVENT = UUID("66666666-6666-4666-8666-666666666666")
+SAMPLE_DELIVERY = UUID("77777777-7777-4777-8777-777777777777")
 # Sign in with Echo: the sample app's redirect URI, and the PKCE verifier of the code each token event gets minted
 SAMPLE_REDIRECT_URI = "http://localhost:8765/callback"
 SAMPLE_CODE_CHALLENGE = "xhMK2jXDglip-o5whMgyK9Fi1Ek0h6UKiaY8HfJZEe0"  # S256 of the verifier in the token event
@@ -86,6 +92,29 @@ def load_sample_rows() -> None:
                 {"id": hold_id, "user": SAMPLE_USER, "app": SAMPLE_APP, "key": SAMPLE_KEY_ID},
             )
         _load_sample_customer(conn)
+        _load_sample_webhooks(conn)
+
+
+def _load_sample_webhooks(conn: Any) -> None:
+    from echo_control import webhook_delivery
+
+    for endpoint_id in (SAMPLE_WEBHOOK, SPARE_WEBHOOK, SPARE_PAGE_WEBHOOK):
+        conn.execute(
+            "INSERT INTO webhook_endpoints (id, user_id, url, events, secret_sealed) "
+            "VALUES (%s, %s, 'https://example.com/hooks/echo', '{payment.succeeded}', %s) ON CONFLICT DO NOTHING",
+            [endpoint_id, SAMPLE_USER, webhook_delivery.seal(endpoint_id, webhook_delivery.new_secret())],
+        )
+    conn.execute(
+        "INSERT INTO webhook_events (id, user_id, type, data) VALUES (%s, %s, 'payment.succeeded', "
+        '\'{"paymentId": "sample", "amount": "20.00"}\') ON CONFLICT DO NOTHING',
+        [SAMPLE_WEBHOOK_EVENT, SAMPLE_USER],
+    )
+    # failed already, so that no deliverer sends it to example.com before a resend asks for it
+    conn.execute(
+        "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts) "
+        "VALUES (%s, %s, %s, 'failed', 7) ON CONFLICT DO NOTHING",
+        [SAMPLE_DELIVERY, SAMPLE_WEBHOOK_EVENT, SAMPLE_WEBHOOK],
+    )
 
 
 def _load_sample_customer(conn: Any) -> None:

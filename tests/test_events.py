@@ -80,6 +80,18 @@ EXPECTED_STATUS = {
     "join_app_page": 303,
     "set_customers_page": 303,
     "set_key_limit_page": 303,
+    "create_webhook": 201,
+    "list_webhooks": 200,
+    "delete_webhook": 200,
+    "list_webhook_deliveries": 200,
+    "retry_webhook_delivery": 200,
+    "put_balance_alerts": 200,
+    "show_webhooks": 200,
+    "create_webhook_page": 303,
+    "show_webhook": 200,
+    "delete_webhook_page": 303,
+    "resend_delivery_page": 303,
+    "set_balance_alert_page": 303,
     "show_consent": 200,
     "decide_consent": 303,
     "issue_oauth_token": 200,
@@ -88,6 +100,9 @@ EXPECTED_STATUS = {
     "disconnect_app_page": 303,
     "set_redirect_uris_page": 303,
 }
+# What the webhook functions without a route answer to their samples: the relay has no queue outside the cloud (the
+# local runner delivers), and the sample message names a delivery that no longer exists (done: nothing to retry).
+NON_HTTP_RESULTS = {"relay_webhooks": {"queued": 0}, "deliver_webhooks": {"batchItemFailures": []}}
 # What the scheduled housekeeping function answers: a count per sweep (how many it settled), beside batchLimit.
 HOUSEKEEPING_COUNTS = {"idempotencyKeysPurged", "paymentsExpired", "pageFlashesPurged", "rateLimitWindowsPurged"}
 
@@ -126,6 +141,8 @@ def test_sample_event_through_its_handler(
         assert result == {"applied": []}
     elif name == "run_housekeeping":
         assert result.keys() >= HOUSEKEEPING_COUNTS and result["batchLimit"] == 5000, result
+    elif name in NON_HTTP_RESULTS:
+        assert result == NON_HTTP_RESULTS[name]
     else:
         assert result["statusCode"] == EXPECTED_STATUS[name], result["body"]
         content_type = (result.get("multiValueHeaders") or {}).get("Content-Type", [""])[0]

@@ -28,6 +28,7 @@ SWEPT = (
     "pageFlashesPurged",
     "holdsExpired",
     "rateLimitWindowsPurged",
+    "webhookEventsPurged",
     "oauthSecretsPurged",
 )
 NOTHING = dict.fromkeys(SWEPT, 0)

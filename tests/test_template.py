@@ -14,6 +14,7 @@ from local_runner.lambdas import LambdaContext, load_handler
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "DatabaseSecretArn"
 STRIPE = "StripeSecretArn"
+WEBHOOK_KEY = "WebhookKeySecret"
 
 # The secrets each function reads. Everything that touches PostgreSQL reads the database secret; only what
 # creates checkouts or verifies Stripe's signatures reads the Stripe secret. The rest read none: the API's
@@ -37,9 +38,21 @@ DEVELOPMENT_ONLY = {"CreateDevSessionFunction", "SignInFunction", "ShowMockCheck
 DEVELOPMENT_ONLY |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
 
 
+# Webhooks to developers: what seals an endpoint's signing secret (adding one) or opens it (sending) reads the key.
+WEBHOOK_KEY_FUNCTIONS = {"CreateWebhookFunction", "DeliverWebhooksFunction", "CreateWebhookPageFunction"}
+# The policies besides reading secrets: the webhook relay sends to the webhook queue, the delivery function polls it
+# and changes a message's visibility (its backoff).
+OTHER_POLICIES = {
+    "RelayWebhooksFunction": [{"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}],
+    "DeliverWebhooksFunction": [{"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["WebhookQueue", "QueueName"]}}}],
+}
+
+
 def secrets_of(name: str) -> set[str]:
     if name in NO_SECRET | CLOUD_ONLY:
         return set()
+    if name in WEBHOOK_KEY_FUNCTIONS:
+        return {DATABASE, WEBHOOK_KEY}
     return {DATABASE, STRIPE} if name in PAYMENT_FUNCTIONS else {DATABASE}
 
 
@@ -67,13 +80,14 @@ def secrets_named(value: Any) -> set[str]:
     """The secrets a piece of template names: the given one or, when the stack makes it, the one it makes."""
     names = refs(value)
     assert not names & {"StripeSecret"} or STRIPE in names, "the made Stripe secret, but not the given one"
-    return names & {DATABASE, STRIPE}
+    return names & {DATABASE, STRIPE, WEBHOOK_KEY}
 
 
 # A secret's ARN, everywhere a function names it: the one the stack makes, or the parameter's.
 SECRET_ARNS = {
     DATABASE: {"Fn::If": ["CreatesDatabase", {"Ref": "DatabaseSecret"}, {"Ref": DATABASE}]},
     STRIPE: {"Fn::If": ["CreatesStripeSecret", {"Ref": "StripeSecret"}, {"Ref": STRIPE}]},
+    WEBHOOK_KEY: {"Ref": WEBHOOK_KEY},  # always the stack's own
 }
 
 
@@ -85,7 +99,7 @@ def test_each_function_reads_exactly_the_secrets_it_uses(doc: dict[str, Any]) ->
         assert "Role" not in props, f"{name}: a shared role would carry other functions' rights"
         environment = props.get("Environment", {}).get("Variables", {})
         secret_env = {k: v for k, v in environment.items() if k.endswith("_SECRET_ARN")}
-        policies = props.get("Policies", [])
+        policies = [p for p in props.get("Policies", []) if p not in OTHER_POLICIES.get(name, [])]
         templates = [
             p["AWSSecretsManagerGetSecretValuePolicy"] for p in policies if "AWSSecretsManagerGetSecretValuePolicy" in p
         ]

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from echo_control import holds
+from echo_control import events, holds
 from echo_control.http import API_KEY, IdempotencyKey, created, entrypoint, key_caller, make_resolver
 from echo_control.models import HoldCreate, HoldCreated
 
@@ -25,7 +25,9 @@ app = make_resolver()
 def create_hold(
     body: Annotated[HoldCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[dict[str, Any]]:
-    return created(holds.create_hold(key_caller(app), body, idempotency_key))
+    who = key_caller(app)
+    with events.reporting_key_limit(who.api_key_id):
+        return created(holds.create_hold(who, body, idempotency_key))
 
 
 lambda_handler = entrypoint(app)

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from echo_control import ledger, observability
+from echo_control import events, ledger, observability
 from echo_control.http import API_KEY, IdempotencyKey, created, entrypoint, key_caller, make_resolver
 from echo_control.models import TransactionCreate, TransactionRecorded
 
@@ -26,7 +26,9 @@ app = make_resolver()
 def record_transaction(
     body: Annotated[TransactionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[dict[str, Any]]:
-    outcome = ledger.record_transaction(key_caller(app), body, idempotency_key)
+    who = key_caller(app)
+    with events.reporting_key_limit(who.api_key_id):
+        outcome = ledger.record_transaction(who, body, idempotency_key)
     if not outcome.replayed:
         observability.count("TransactionsRecorded")
     return created(outcome)

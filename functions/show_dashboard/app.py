@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from echo_control import apps, ledger, pages
+from echo_control import apps, developer_webhooks, ledger, pages
 from echo_control.http import entrypoint
 
 app = pages.page_resolver()
@@ -24,6 +24,7 @@ def show_dashboard(payment: Annotated[str | None, Query(max_length=20)] = None) 
         balance=ledger.get_balance(who.user_id),
         credited=ledger.adjustments_total(who.user_id),
         next_path="/dashboard",
+        disabled_webhooks=developer_webhooks.disabled_endpoints(who.user_id),
     )
 
 

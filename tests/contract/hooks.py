@@ -60,6 +60,8 @@ def map_case(context: Any, case: Any) -> Any:
         # the deployment's minimum payout (ECHO_MIN_PAYOUT_USD) is not in the schema
         if path == "/api/payouts" and isinstance(amount, str | int | float) and Decimal(str(amount)) < 10:
             body["amount"] = "10.00"
+        if path == "/api/webhooks":
+            body["url"] = "https://hooks.example.com/echo"  # a host that is not private (checked when resolved)
         if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
             body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case

@@ -42,6 +42,7 @@ SECRET_VARIABLES = {
     "STRIPE_CONNECT_WEBHOOK_SECRET",
     "ECHO_DEV_SIGNING_KEY",
     "ECHO_OIDC_CLIENT_SECRET",
+    "ECHO_WEBHOOK_KEY",
 }
 
 
@@ -108,6 +109,12 @@ class Settings(BaseModel):
     min_payout_usd: Decimal = Field(Decimal(10), alias="ECHO_MIN_PAYOUT_USD", ge=1, le=MAX_PAYOUT, decimal_places=2)
     housekeeping_batch_limit: int = Field(5000, alias="ECHO_HOUSEKEEPING_BATCH_LIMIT", ge=1, le=1_000_000)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
+    # Webhooks to developers (echo_control.webhook_delivery): private targets only for local development; the key
+    # that seals endpoint secrets (base64 of 32 bytes), or the secret holding it; the cloud's delivery queue.
+    webhooks_allow_private: bool = Field(False, alias="ECHO_WEBHOOKS_ALLOW_PRIVATE")
+    webhook_key: str | None = Field(None, alias="ECHO_WEBHOOK_KEY", repr=False)
+    webhook_key_secret_arn: str | None = Field(None, alias="WEBHOOK_KEY_SECRET_ARN")
+    webhook_queue_url: str | None = Field(None, alias="ECHO_WEBHOOK_QUEUE_URL")
     lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")
     sam_local: bool = Field(False, alias="AWS_SAM_LOCAL")  # set by `sam local invoke` and `make invoke`
 
@@ -268,6 +275,20 @@ def oidc_client_secret() -> str | None:
     if not secret:
         raise misconfigured("the OIDC client secret is empty")
     return secret
+
+
+def webhook_key_text() -> str | None:
+    """The key that seals developers' webhook secrets: the whole text of the secret WEBHOOK_KEY_SECRET_ARN names,
+    else ECHO_WEBHOOK_KEY; None when neither is set (echo_control.webhook_delivery decides what that means)."""
+    config = settings()
+    if not config.webhook_key_secret_arn:
+        return config.webhook_key
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        return _secret_text(config.webhook_key_secret_arn).strip()
+    except GetParameterError as exc:
+        raise misconfigured(f"the webhook key cannot be read: {type(exc.__cause__ or exc).__name__}") from None
 
 
 def connect_credentials() -> StripeCredentials:

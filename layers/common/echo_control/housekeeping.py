@@ -21,6 +21,9 @@ IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
 # Stripe Checkout sessions expire 24 hours after creation (its default, and its longest); the payment row is made
 # just before its session. The extra hour lets a completion sent at the last moment arrive first. (A completion
 # that comes later still credits the payment: an expired payment that Stripe reports paid becomes completed.)
+# Developers' webhook events (with their deliveries and attempts) are kept 30 days for the Webhooks page and resends;
+# one still being delivered stays until it is done.
+WEBHOOK_EVENTS_KEPT = timedelta(days=30)
 CHECKOUT_PAYABLE_FOR = timedelta(hours=25)
 
 
@@ -54,6 +57,11 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("pageFlashesPurged", "PageFlashesPurged", db.purge_expired_flashes),
     Sweep("holdsExpired", "HoldsExpired", lambda limit: _expire_lapsed_holds(limit)),
     Sweep("rateLimitWindowsPurged", "RateLimitWindowsPurged", db.purge_rate_limit_windows),
+    Sweep(
+        "webhookEventsPurged",
+        "WebhookEventsPurged",
+        lambda limit: db.purge_webhook_events(WEBHOOK_EVENTS_KEPT, limit),
+    ),
     Sweep("oauthSecretsPurged", "OAuthSecretsPurged", db.purge_expired_oauth_secrets),
 )
 

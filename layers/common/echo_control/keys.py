@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from echo_control import config, db, ledger
+from echo_control import config, db, events, ledger
 from echo_control.errors import NotFound, TooManyRequests, Unprocessable
 from echo_control.identity import as_uuid
 from echo_control.models import (
@@ -108,6 +108,12 @@ def create_key(user_id: UUID, body: ApiKeyCreate) -> ApiKeyCreated:
         body.spend_limit,
         body.limit_period,
         as_customer=app["relation"] != "owner",
+        on_new_customer=lambda conn, joined: events.emit(
+            conn,
+            app["user_id"],
+            events.CUSTOMER_CREATED,
+            {"echoAppId": joined["echo_app_id"], "customerId": joined["user_id"], "email": joined["email"]},
+        ),
     )
     if row is None:  # the app stopped accepting customers meanwhile: nothing was written
         raise NotFound("Echo app not found", details={"echoAppId": body.echo_app_id})

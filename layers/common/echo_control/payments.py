@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
-from echo_control import apps, config, db, ledger
+from echo_control import apps, config, db, events, ledger
 from echo_control.errors import BadRequest, NotFound, Unprocessable
 from echo_control.identity import as_uuid
 from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut, SeedPaymentLink
@@ -283,16 +283,15 @@ def _await_delayed_payment(conn: db.Conn, payment: dict[str, Any], payment_inten
 def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, collected: int) -> None:
     """Credits what was collected once (its ledger key is the payment id), then any refund that arrived first."""
     amount = Decimal(collected) / CENTS
-    if amount > 0:
-        ledger.credit(
-            conn,
-            payment["user_id"],
-            amount,
-            kind="payment_credit",
-            key=f"payment:{payment['id']}",
-            reference_id=payment["id"],
-            paid=amount,
-        )
+    credited = amount > 0 and ledger.credit(
+        conn,
+        payment["user_id"],
+        amount,
+        kind="payment_credit",
+        key=f"payment:{payment['id']}",
+        reference_id=payment["id"],
+        paid=amount,
+    )
     refunded = payment["amount_refunded"]
     if refunded:
         _debit_refund(conn, payment, 0, refunded)
@@ -303,6 +302,11 @@ def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, colle
         stripe_payment_id=payment_intent if isinstance(payment_intent, str) else None,
         amount_refunded=refunded,
     )
+    if not credited:  # completed before (another event for the same payment): reported then
+        return
+    events.emit(conn, payment["user_id"], events.PAYMENT_SUCCEEDED, _payment_event({**payment, "amount": collected}, 0))
+    if refunded:
+        events.emit(conn, payment["user_id"], events.PAYMENT_REFUNDED, _payment_event(payment, refunded, refunded))
 
 
 def _refund(conn: db.Conn, payment: dict[str, Any], total_refunded: int, payment_intent: Any) -> None:
@@ -311,6 +315,7 @@ def _refund(conn: db.Conn, payment: dict[str, Any], total_refunded: int, payment
     total = min(max(total_refunded, previous), payment["amount"])
     if payment["status"] in ("completed", "refunded") and total > previous:
         _debit_refund(conn, payment, previous, total)
+        events.emit(conn, payment["user_id"], events.PAYMENT_REFUNDED, _payment_event(payment, total, total - previous))
     status = "refunded" if payment["status"] in ("completed", "refunded") and total else payment["status"]
     db.update_payment(
         conn,
@@ -319,6 +324,20 @@ def _refund(conn: db.Conn, payment: dict[str, Any], total_refunded: int, payment
         stripe_payment_id=payment_intent if isinstance(payment_intent, str) else None,
         amount_refunded=total,
     )
+
+
+def _payment_event(payment: dict[str, Any], amount_refunded: int, refunded_now: int | None = None) -> dict[str, Any]:
+    """A payment event's data: dollar amounts as decimal strings; a refund also says what this refund returned."""
+    data = {
+        "paymentId": payment["id"],
+        "amount": events.usd(payment["amount"]),
+        "amountRefunded": events.usd(amount_refunded),
+        "currency": payment["currency"],
+        "echoAppId": payment["echo_app_id"],
+    }
+    if refunded_now is not None:
+        data["refundedAmount"] = events.usd(refunded_now)
+    return data
 
 
 def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: int) -> None:

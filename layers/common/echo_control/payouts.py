@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from echo_control import config, db, idempotency, payments
+from echo_control import config, db, events, idempotency, payments
 from echo_control.errors import BadGateway, Conflict, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import as_uuid
 from echo_control.models import PayoutAccountOut, PayoutCreate, PayoutList, PayoutOut
@@ -173,6 +173,8 @@ def _transfer(secret_key: str | None, payout: dict[str, Any]) -> dict[str, Any]:
             logger.warning("Stripe refused a transfer", extra={"payout_id": str(payout_id), "reason": reason})
             with db.transaction() as conn:
                 failed = db.fail_payout(conn, payout_id, reason)
+                if failed is not None:
+                    events.emit(conn, failed["user_id"], events.PAYOUT_FAILED, payout_event(failed))
             return failed or _current(payout_id)
         except stripe.AuthenticationError:
             raise config.misconfigured("Stripe refused the secret key while making a transfer") from None
@@ -186,6 +188,8 @@ def _transfer(secret_key: str | None, payout: dict[str, Any]) -> dict[str, Any]:
             ) from exc
     with db.transaction() as conn:
         paid = db.complete_payout(conn, payout_id, transfer_id)
+        if paid is not None:
+            events.emit(conn, paid["user_id"], events.PAYOUT_PAID, payout_event(paid))
     return paid or _current(payout_id)
 
 
@@ -230,8 +234,9 @@ def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any], *, account:
     payout = _payout_of_transfer(conn, obj_id, as_uuid(payments.mapping(obj.get("metadata")).get("payoutId")))
     if payout is None:
         return False
-    if payout["status"] == "pending" and obj_id:  # the event proves the transfer exists: it was made
-        db.complete_payout(conn, payout["id"], obj_id)
+    # the event proves the transfer exists: it was made
+    if payout["status"] == "pending" and obj_id and (paid := db.complete_payout(conn, payout["id"], obj_id)):
+        events.emit(conn, paid["user_id"], events.PAYOUT_PAID, payout_event(paid))
     if event_type == "transfer.failed":
         reversed_total = payout["amount"]
     else:
@@ -240,7 +245,22 @@ def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any], *, account:
     returned = reversed_total - payout["amount_returned"]
     if returned <= 0:
         return False
-    return db.return_payout(conn, payout["id"], returned, reversed_total) is not None
+    back = db.return_payout(conn, payout["id"], returned, reversed_total)
+    if back is not None and event_type == "transfer.failed":
+        events.emit(conn, back["user_id"], events.PAYOUT_FAILED, payout_event(back))
+    return back is not None
+
+
+def payout_event(row: dict[str, Any]) -> dict[str, Any]:
+    """A payout event's data (payout.paid, payout.failed)."""
+    return {
+        "payoutId": row["id"],
+        "amount": row["amount"],
+        "status": row["status"],
+        "amountReturned": row["amount_returned"],
+        "stripeTransferId": row["stripe_transfer_id"],
+        "failureReason": row["failure_reason"],
+    }
 
 
 def _payout_of_transfer(conn: db.Conn, transfer_id: str | None, payout_id: UUID | None) -> dict[str, Any] | None:

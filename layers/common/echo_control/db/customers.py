@@ -28,15 +28,19 @@ INSERT INTO app_customers (echo_app_id, user_id)
 SELECT a.id, %(user_id)s FROM echo_apps a
 WHERE a.id = %(app_id)s AND a.user_id <> %(user_id)s AND a.accepts_customers AND a.is_active
 ON CONFLICT DO NOTHING
+RETURNING echo_app_id, user_id, first_seen, (SELECT email FROM users WHERE id = %(user_id)s) AS email
 """
 _IS_CUSTOMER = "SELECT 1 FROM app_customers WHERE echo_app_id = %(app_id)s AND user_id = %(user_id)s"
 
 
-def join_app(conn: Conn, app_id: UUID, user_id: UUID) -> bool:
-    """Within the caller's transaction: whether the user is (now) the app's customer."""
+def join_app(conn: Conn, app_id: UUID, user_id: UUID) -> tuple[bool, Row | None]:
+    """Within the caller's transaction: whether the user is (now) the app's customer, and the customer row when
+    this call made them one."""
     params = {"app_id": app_id, "user_id": user_id}
-    conn.execute(_JOIN_APP, params)
-    return conn.execute(_IS_CUSTOMER, params).fetchone() is not None
+    joined = conn.execute(_JOIN_APP, params).fetchone()
+    if joined is not None:
+        return True, joined
+    return conn.execute(_IS_CUSTOMER, params).fetchone() is not None, None
 
 
 _CUSTOMERS = """

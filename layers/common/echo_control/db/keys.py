@@ -1,5 +1,6 @@
 """API keys: stored as hashes; the authorizer's lookup also counts the key's rate window."""
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -27,12 +28,18 @@ def insert_api_key(
     limit_period: str | None = None,
     *,
     as_customer: bool = False,
+    on_new_customer: Callable[[Conn, Row], object] | None = None,
 ) -> Row | None:
     """The new key's row; for a customer (`as_customer`) it also makes them the app's customer, in the same
-    transaction, and is None (nothing written) when the app no longer accepts them."""
+    transaction (calling `on_new_customer` in it when they just became one), and is None (nothing written) when
+    the app no longer accepts them."""
     with transaction() as conn:
-        if as_customer and not join_app(conn, app_id, user_id):
-            return None
+        if as_customer:
+            is_customer, joined = join_app(conn, app_id, user_id)
+            if not is_customer:
+                return None
+            if joined is not None and on_new_customer is not None:
+                on_new_customer(conn, joined)
         row = conn.execute(
             "INSERT INTO api_keys AS k (user_id, echo_app_id, name, key_hash, key_prefix, key_last4, expires_at, "
             "spend_limit, limit_period) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING " + _KEY_COLUMNS,
