@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+from conftest import Session
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,3 +24,14 @@ def test_the_payout_amount_is_documented_as_dollars_as_the_api_reads_it() -> Non
     readme = (ROOT / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| POST | `/api/payouts` |"))
     assert "in cents" not in row and '"15.00"' in row
+
+
+def test_a_blank_app_name_over_the_api_is_refused_in_words(user: Session) -> None:
+    for name in ("", "   ", "tab\there"):
+        reply = user.call("POST", "/api/echo-apps", {"name": name})
+        assert reply.status == 422 and reply.error_code == "validation_error", reply.body
+        [detail] = reply.body["error"]["details"]
+        assert detail["field"] == "name" and detail["type"] == "string_pattern_mismatch"
+        assert detail["message"] == "String must have a visible character and no control characters"
+    text = user.call("POST", "/api/echo-apps", {"name": "ok", "description": "bell\x07"}).body["error"]["details"]
+    assert text[0]["message"] == "String must not contain control characters other than tabs and line breaks"

@@ -60,7 +60,7 @@ def test_each_prices_form_changes_its_part_and_keeps_the_rest(plain: Any, user: 
     ]
     for data, said in steps:
         posted = post_prices(plain, user, app["id"], data)
-        assert posted.status == 303 and posted.headers["Location"] == f"/apps/{app['id']}#prices"
+        assert posted.status == 303 and posted.headers["Location"] == f"/apps/{app['id']}#notice"
         shown = page(plain, f"/apps/{app['id']}", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
         assert '<div class="notice ok"' in shown.body and said in shown.body, data
     assert user.call("GET", f"/api/echo-apps/{app['id']}/prices").body == {
@@ -99,7 +99,7 @@ def test_a_refused_prices_form_says_why_on_the_page_and_changes_nothing(
     app = user.create_app("Refusals")
     before = user.call("GET", f"/api/echo-apps/{app['id']}/prices").body
     posted = post_prices(plain, user, app["id"], data)
-    assert posted.status == 303 and posted.headers["Location"] == f"/apps/{app['id']}#prices"
+    assert posted.status == 303 and posted.headers["Location"] == f"/apps/{app['id']}#notice"
     shown = page(plain, f"/apps/{app['id']}", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
     notice = re.search(r'<div class="notice bad" role="status"[^>]*>(.*?)</div>', shown.body, re.S)
     assert notice is not None and message in notice.group(1).replace("&#39;", "'"), shown.body[:300]
