@@ -104,3 +104,22 @@ def test_refused_forms_elsewhere_still_say_why_at_the_top(browser: Browser, site
     notice = page.locator(".notice.bad")
     expect(notice).to_have_text("Name is required.")
     assert_in_view(page, notice)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_models_page_pages_through_the_list(browser: Browser, site: str, width: int) -> None:
+    page = browser.new_context(viewport={"width": width, "height": 844}, base_url=site).new_page()
+    page.goto("/models")
+    rows = page.locator("#models tr").filter(has=page.locator("td"))
+    expect(rows).to_have_count(100)
+    expect(page.locator("#model-count")).to_contain_text("models, 1–100 shown.")
+    first_model = rows.first.locator("code").inner_text()
+    page.click("#next-page")
+    expect(page).to_have_url(f"{site}/models?page=2")
+    expect(page.locator("#model-count")).to_contain_text("101–200 shown")
+    expect(rows.first.locator("code")).not_to_have_text(first_model)
+    assert_on_screen(page, page.locator("#previous-page"))
+    assert_on_screen(page, page.locator("#next-page"))
+    assert_no_sideways_scrolling(page)
+    page.click("#previous-page")
+    expect(rows.first.locator("code")).to_have_text(first_model)

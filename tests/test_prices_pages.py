@@ -139,7 +139,7 @@ def test_the_model_list_is_public_and_searchable(plain: Any, user: Session) -> N
     assert "$0.15" in signed_out.body and "$0.60" in signed_out.body
     signed_in = page(plain, "/models", echo_session=user.token)
     assert "<nav>" in signed_in.body and 'class="active">Models' in signed_in.body
-    assert len(re.findall(r'<td class="model-name">', signed_in.body)) > 1000  # everything without a query
+    assert len(re.findall(r'<td class="model-name">', signed_in.body)) == 100  # a page of everything without a query
     nothing = plain.call("GET", "/models", query={"q": "no-such-model-anywhere"})
     assert nothing.status == 200 and "No model matches" in nothing.body
     assert plain.call("GET", "/models", query={"q": "x" * 101}).status == 400  # an error page, not JSON
@@ -228,7 +228,7 @@ def test_the_model_price_list_searches_on_a_desktop_and_a_phone(browser: Browser
     page_ = context.new_page()
     page_.goto("/models")
     expect(page_.locator("h1")).to_have_text("Model prices")
-    assert page_.locator("#models tr").count() > 1000
+    assert page_.locator("#models tr").count() == 101  # a page of 100, and the heading
     page_.fill("#model-search input[name=q]", "claude-sonnet-4-5")
     page_.click("#model-search button")
     expect(page_).to_have_url(re.compile(r"/models\?q=claude-sonnet-4-5$"))

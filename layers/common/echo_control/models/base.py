@@ -33,6 +33,7 @@ MAX_PAYOUT = Decimal(1_000_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+MODELS_PAGE_SIZE, MAX_MODELS_PAGE_SIZE = 100, 500  # the price list, in pages (GET /api/models, /models)
 MAX_PER_MILLION = Decimal(10_000)  # USD per million tokens in an app's own prices
 MAX_PRICED_MODELS = 500  # entries in an app's allowed models, and in its overrides
 MAX_PRICED_MODEL_LENGTH = 200
