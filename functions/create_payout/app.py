@@ -3,11 +3,11 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import observability, payouts
-from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
-from echo_control.models import NO_NUL, PayoutCreate, PayoutOut
+from echo_control.http import SESSION, IdempotencyKey, entrypoint, json_response, make_resolver, user_caller
+from echo_control.models import PayoutCreate, PayoutOut
 
 app = make_resolver()
 
@@ -26,11 +26,9 @@ app = make_resolver()
 )
 def create_payout(
     body: Annotated[PayoutCreate, Body()],
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[PayoutOut]:
-    payout, replayed = payouts.request_payout(user_caller(app).user_id, body.amount, idempotency_key)
+    payout, replayed = payouts.request_payout(user_caller(app).user_id, body, idempotency_key)
     if not replayed:
         observability.count("PayoutsRequested")
     return json_response(payout, 201, headers={"Idempotent-Replayed": "true"} if replayed else {})

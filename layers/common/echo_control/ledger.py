@@ -2,19 +2,17 @@
 
 import base64
 import csv
-import hashlib
 import io
 import json
-import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 
-from echo_control import db, pricing
-from echo_control.errors import BadRequest, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
+from echo_control import db, idempotency, pricing
+from echo_control.errors import BadRequest, Forbidden, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
@@ -53,35 +51,45 @@ def adjustments_total(user_id: UUID) -> Decimal:
     return db.adjustments_total(user_id)
 
 
-def adjust_balance(body: BalanceAdjust) -> BalanceOut:
-    """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing."""
+def adjust_balance(body: BalanceAdjust) -> idempotency.Outcome:
+    """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing. The body's
+    idempotencyKey is the target user's: the same adjustment again replays its answer, another one is 409."""
     user_id = as_uuid(body.user_id)
     if user_id is None or db.user_by_id(user_id) is None:
         raise NotFound("User not found")
     amount = body.signed_amount()
     if amount == 0:
         raise BadRequest("amount must not be zero", details={"field": "amount"})
-    key = "adjust:" + (body.idempotency_key or str(uuid.uuid4()))
-    try:
-        with db.transaction() as conn:
-            if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
-                raise PaymentRequired(  # money held for calls in flight is not the admin's to take
-                    "The balance less what is held cannot go below zero",
-                    details={"available": str(db.lock_funds(conn, user_id))},
-                )
-            db.apply_entry(
-                conn,
-                user_id=user_id,
-                kind="admin_adjustment",
-                amount=amount,
-                idempotency_key=key,
-                reason=body.reason,
+
+    def adjust(conn: db.Conn) -> BalanceOut:
+        if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
+            raise PaymentRequired(  # money held for calls in flight is not the admin's to take
+                "The balance less what is held cannot go below zero",
+                details={"available": str(db.lock_funds(conn, user_id))},
             )
+        db.apply_entry(
+            conn,
+            user_id=user_id,
+            kind="admin_adjustment",
+            amount=amount,
+            idempotency_key=f"adjust:{uuid4()}",  # each adjustment is its own entry; retries are told apart above
+            reason=body.reason,
+        )
+        return get_balance(user_id)  # read in this transaction: the same connection
+
+    request = body.model_copy(update={"idempotency_key": None, "amount": amount, "operation": None})
+    try:
+        return idempotency.once(
+            idempotency.Scope.adjusted_user(user_id),
+            body.idempotency_key,
+            request,
+            adjust,
+            operation="adjust_balance",
+        )
     except psycopg.errors.CheckViolation as exc:
         raise PaymentRequired(
             "The balance cannot go below zero", details={"balance": str(get_balance(user_id).balance)}
         ) from exc
-    return get_balance(user_id)
 
 
 def credit(
@@ -110,11 +118,6 @@ def credit(
 def available(conn: db.Conn, user_id: UUID) -> Decimal:
     """The balance less active holds, locked until the caller's transaction ends."""
     return db.lock_funds(conn, user_id)
-
-
-def _request_hash(body: TransactionCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
@@ -234,37 +237,29 @@ def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
     }
 
 
-def record_transaction(
-    who: Caller, body: TransactionCreate, idempotency_key: str | None
-) -> tuple[int, dict[str, Any], bool]:
-    """Records one LLM call and debits its cost exactly once.
+def record_transaction(who: Caller, body: TransactionCreate, idempotency_key: str | None) -> idempotency.Outcome:
+    """Records one LLM call and debits its cost exactly once (201; a retry under its Idempotency-Key replays it).
 
-    Returns (status, response body, replayed). Without enough balance or within the key's limit nothing is
-    recorded (402); nor for a model the app does not allow (403), or one nobody can price (422)."""
-    if idempotency_key is None:
-        params = _debit_params(who, body)
-        row = db.record_debit(db.connection(), params)
-        if problem := refused(row, params["cost"]):
-            raise problem
-        assert row is not None
-        return 201, _recorded(params, row).model_dump(mode="json"), False
+    Without enough balance or within the key's limit nothing is recorded (402); nor for a model the app does not
+    allow (403), or one nobody can price (422)."""
 
-    request_hash = _request_hash(body)
-    with db.transaction() as conn:
-        prior = db.claim_idempotency_key(conn, who.user_id, idempotency_key, request_hash)
-        if prior is not None:
-            if prior["request_hash"] != request_hash:
-                raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
-            return prior["status_code"], prior["response"], True
-        # Priced after the claim: a retry replays what was recorded, even if the app's prices changed since.
+    def debit(conn: db.Conn) -> TransactionRecorded:
+        # Priced inside the claim: a retry replays what was recorded, even if the app's prices changed since.
         params = _debit_params(who, body, conn)
         row = db.record_debit(conn, params)
         if problem := refused(row, params["cost"]):
-            raise problem  # leaving the block rolls back the claim: a later retry may succeed
+            raise problem  # leaving the transaction rolls the claim back: a later retry may succeed
         assert row is not None
-        response = _recorded(params, row).model_dump(mode="json")
-        db.store_idempotent_response(conn, who.user_id, idempotency_key, 201, response)
-    return 201, response, False
+        return _recorded(params, row)
+
+    return idempotency.once(
+        idempotency.Scope.of_caller(who),
+        idempotency_key,
+        body,
+        debit,
+        operation="record_transaction",
+        single_statement=True,
+    )
 
 
 # --- history -----------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from echo_control.db.earnings import (
     lock_payout,
     owner_earnings_by_day,
     payout_by_id,
-    payout_by_key,
     payouts_for_user,
     return_payout,
     set_payouts_enabled,
@@ -37,7 +36,6 @@ from echo_control.db.holds import (
     hold,
     release_hold,
     settle_hold,
-    store_settle_response,
     sweep_lapsed_holds,
 )
 from echo_control.db.housekeeping import (
@@ -46,6 +44,7 @@ from echo_control.db.housekeeping import (
     purge_idempotency_keys,
     purge_rate_limit_windows,
 )
+from echo_control.db.idempotency import claim_idempotency_key, store_idempotent_response
 from echo_control.db.keys import (
     active_api_key,
     api_keys_for_user,
@@ -60,11 +59,9 @@ from echo_control.db.ledger import (
     adjustments_total,
     apply_entry,
     balance,
-    claim_idempotency_key,
     ledger_page,
     lock_funds,
     record_debit,
-    store_idempotent_response,
 )
 from echo_control.db.migrations import apply_migrations
 from echo_control.db.payments import (
@@ -77,8 +74,22 @@ from echo_control.db.payments import (
     update_payment,
 )
 from echo_control.db.prices import app_prices, lock_app_prices, price_rules, replace_app_prices
+from echo_control.db.sessions import (
+    insert_oidc_sign_in,
+    revoke_session,
+    session_user,
+    session_user_by_token,
+    start_session,
+    take_oidc_sign_in,
+)
 from echo_control.db.transactions import transactions_page
-from echo_control.db.users import set_user_clerk_id, user_by_email, user_by_id, user_for_clerk_id
+from echo_control.db.users import (
+    set_user_clerk_id,
+    user_by_email,
+    user_by_id,
+    user_for_clerk_id,
+    user_for_oidc_identity,
+)
 
 __all__ = [
     "EARN_MARKUP",
@@ -117,6 +128,7 @@ __all__ = [
     "insert_api_key",
     "insert_app",
     "insert_flash",
+    "insert_oidc_sign_in",
     "insert_payment",
     "join_app",
     "keep_stripe_account",
@@ -131,7 +143,6 @@ __all__ = [
     "payment_by_id",
     "payments_for_user",
     "payout_by_id",
-    "payout_by_key",
     "payouts_for_user",
     "price_rules",
     "purge_expired_flashes",
@@ -143,16 +154,20 @@ __all__ = [
     "replace_app_prices",
     "return_payout",
     "revoke_api_key",
+    "revoke_session",
+    "session_user",
+    "session_user_by_token",
     "set_payment_session",
     "set_payouts_enabled",
     "set_user_clerk_id",
     "settle_hold",
     "stale_pending_payouts",
     "start_payout",
+    "start_session",
     "store_idempotent_response",
-    "store_settle_response",
     "sweep_lapsed_holds",
     "take_flash",
+    "take_oidc_sign_in",
     "transaction",
     "transactions_page",
     "update_api_key",
@@ -163,4 +178,5 @@ __all__ = [
     "user_by_email",
     "user_by_id",
     "user_for_clerk_id",
+    "user_for_oidc_identity",
 ]

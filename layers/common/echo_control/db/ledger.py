@@ -1,4 +1,4 @@
-"""Balances, the append-only ledger, metered debits and idempotency keys."""
+"""Balances, the append-only ledger and metered debits."""
 
 from decimal import Decimal
 from typing import Any
@@ -167,30 +167,6 @@ def record_debit(conn: Conn, params: dict[str, Any]) -> Row | None:
     if params.get("metadata") is not None:
         params = {**params, "metadata": Jsonb(params["metadata"])}
     return conn.execute(RECORD_DEBIT, params).fetchone()
-
-
-def claim_idempotency_key(conn: Conn, user_id: UUID, key: str, request_hash: str) -> Row | None:
-    """Claims the key inside the caller's transaction; a concurrent claimant waits here until it ends.
-
-    Returns None when this transaction owns the key, else the earlier request's record."""
-    claimed = conn.execute(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES (%s, %s, %s) "
-        "ON CONFLICT DO NOTHING RETURNING key",
-        [user_id, key, request_hash],
-    ).fetchone()
-    if claimed:
-        return None
-    return conn.execute(
-        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = %s AND key = %s",
-        [user_id, key],
-    ).fetchone()
-
-
-def store_idempotent_response(conn: Conn, user_id: UUID, key: str, status_code: int, response: dict[str, Any]) -> None:
-    conn.execute(
-        "UPDATE idempotency_keys SET status_code = %s, response = %s WHERE user_id = %s AND key = %s",
-        [status_code, Jsonb(response), user_id, key],
-    )
 
 
 _ENSURE_BALANCE = "INSERT INTO balances (user_id) VALUES (%(user_id)s) ON CONFLICT DO NOTHING"
