@@ -5,8 +5,9 @@ keeps what was typed."""
 import uuid
 
 import pytest
+from conftest import Api, credit
 from playwright.sync_api import Browser, Locator, Page, expect
-from test_dashboard import SHOTS
+from test_dashboard import SHOTS, record_call
 from test_dashboard_polish import assert_no_sideways_scrolling, assert_on_screen, create_app, create_key, sign_in
 
 pytestmark = pytest.mark.browser
@@ -123,3 +124,32 @@ def test_the_models_page_pages_through_the_list(browser: Browser, site: str, wid
     assert_no_sideways_scrolling(page)
     page.click("#previous-page")
     expect(rows.first.locator("code")).to_have_text(first_model)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_long_app_name_without_spaces_never_makes_a_page_scroll_sideways(
+    browser: Browser, site: str, api: Api, width: int
+) -> None:
+    name = "Averyveryverylongappnamewithoutanyspaces" + "x" * 60
+    assert len(name) == 100 and " " not in name
+    email = f"long-{uuid.uuid4().hex[:8]}@example.com"
+    owner = api.sign_in(email)
+    app = owner.create_app(name, markup="2", acceptsCustomers=True)
+    customer = api.sign_in()
+    key = customer.create_key(app["id"])["key"]
+    credit(customer.user["id"], "5")
+    assert record_call(site, key, {"model": "gpt-4o-mini", "inputTokens": 1000, "outputTokens": 100}) == 201
+    page = sign_in(browser, site, width, email)
+    width_px = page.evaluate("window.innerWidth")
+    for path in ("/dashboard", f"/apps/{app['id']}", "/earnings", f"/earnings?app={app['id']}", "/balance"):
+        page.goto(path)
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= width_px, (path, scroll_width, width_px)
+        assert_no_sideways_scrolling(page)
+    page.goto("/earnings")
+    row = page.locator("#earnings-by-app tr", has_text=name[:20])
+    for cell in (row.locator("td").first, row.locator("td.num").nth(0), row.locator("td.num").nth(1)):
+        assert_on_screen(page, cell)  # every column on screen, the name wrapped
+    page.goto("/dashboard")
+    assert_on_screen(page, page.locator("#apps .card", has_text=name[:20]).locator(".pill"))
+    page.screenshot(path=SHOTS / f"first-hour-long-name-{width}.png", full_page=True)
