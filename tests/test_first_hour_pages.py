@@ -153,3 +153,46 @@ def test_a_long_app_name_without_spaces_never_makes_a_page_scroll_sideways(
     page.goto("/dashboard")
     assert_on_screen(page, page.locator("#apps .card", has_text=name[:20]).locator(".pill"))
     page.screenshot(path=SHOTS / f"first-hour-long-name-{width}.png", full_page=True)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_demo_apps_calls_came_through_a_key(browser: Browser, site: str, width: int) -> None:
+    from local_runner import database
+
+    database.load_demo_data()  # what `make dev` loads; idempotent
+    page = sign_in(browser, site, width, database.DEMO_EMAIL)
+    page.click("text=Demo chat app")
+    expect(page.locator("#keys tr", has_text="Demo key")).to_have_count(1)
+    expect(page.locator("#keys-card")).not_to_contain_text("No keys yet")
+    expect(page.locator("#transactions tr").filter(has=page.locator("td"))).to_have_count(5)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_customers_dashboard_opens_with_the_app_they_use(browser: Browser, site: str, api: Api, width: int) -> None:
+    owner = api.sign_in()
+    app = owner.create_app("Tutor bot", acceptsCustomers=True)
+    email = f"customer-{uuid.uuid4().hex[:8]}@example.com"
+    api.sign_in(email).create_key(app["id"])
+    page = sign_in(browser, site, width, email)
+    used = page.locator("#apps-used")
+    expect(used).to_contain_text("Tutor bot")
+    assert_in_view(page, used.locator(".card").first)
+    expect(page.locator("main")).not_to_contain_text("No apps yet")
+    expect(page.locator("#no-own-apps")).to_have_text("You run no apps of your own yet: create one below.")
+    heading = page.locator("h2", has_text="Apps you use").bounding_box()
+    mine = page.locator("#no-own-apps").bounding_box()
+    assert heading is not None and mine is not None and heading["y"] < mine["y"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_join_link_has_a_copy_button(browser: Browser, site: str, width: int) -> None:
+    page = sign_in(browser, site, width)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    create_app(page, "Shared app")
+    page.click("#open-customers")
+    link = page.locator("#join-link").inner_text().strip()
+    button = page.locator("#copy-join-link")
+    assert_on_screen(page, button)
+    button.click()
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == link
