@@ -17,12 +17,14 @@ from pathlib import Path
 
 from common import (  # type: ignore[import-not-found]
     Callers,
+    add_authorizer_ttl_argument,
     api_event,
     drop_database,
     fresh_database,
     print_case,
     run_pgbench,
     through_authorizer,
+    use_authorizer_ttl,
 )
 
 from tests.invariants import markup_not_earned, unreconciled_balances, unreconciled_earnings
@@ -167,13 +169,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--callers", type=int, default=16)
     parser.add_argument("--processes", type=int, default=4)
+    add_authorizer_ttl_argument(parser)
     args = parser.parse_args()
+    use_authorizer_ttl(args.authorizer_ttl)
 
     url, admin = fresh_database("echo_bench_debits")
     try:
         holders, shared_keys = setup(args.users)
         all_keys = [k for k, _ in holders]
-        print(f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians")
+        print(
+            f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians; "
+            f"authorizer cache {args.authorizer_ttl:g}s"
+        )
         print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}{'load':>7}")
         cases = (
             ("(a) many users", False, False, all_keys),

@@ -54,6 +54,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("pageFlashesPurged", "PageFlashesPurged", db.purge_expired_flashes),
     Sweep("holdsExpired", "HoldsExpired", lambda limit: _expire_lapsed_holds(limit)),
     Sweep("rateLimitWindowsPurged", "RateLimitWindowsPurged", db.purge_rate_limit_windows),
+    Sweep("oauthSecretsPurged", "OAuthSecretsPurged", db.purge_expired_oauth_secrets),
 )
 
 
