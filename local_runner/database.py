@@ -8,6 +8,7 @@ import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
 import psycopg
 
@@ -124,11 +125,22 @@ def load_demo_data() -> None:
         ("gpt-4o", 800, 210),
         ("gemini-2.0-flash", 3000, 1200),
     ]
+    from echo_control import keys
     from echo_control.identity import Caller
-    from echo_control.models import TransactionCreate
+    from echo_control.models import ApiKeyCreate, TransactionCreate
 
+    # The calls came through a key, as real ones do (its secret is not kept: the app page makes new ones).
+    key = keys.create_key(user["id"], ApiKeyCreate(echo_app_id=str(app["id"]), name="Demo key"))
     # Metered exactly as the API meters them: priced from genai-prices' data, with the app's markup.
-    owner = Caller(user["id"], DEMO_EMAIL, "user", "apiKey", echo_app_id=app["id"], app_markup=app["markup"])
+    owner = Caller(
+        user["id"],
+        DEMO_EMAIL,
+        "user",
+        "apiKey",
+        echo_app_id=app["id"],
+        api_key_id=UUID(key.id),
+        app_markup=app["markup"],
+    )
     for model, tokens_in, tokens_out in calls:
         call = TransactionCreate(model=model, input_tokens=tokens_in, output_tokens=tokens_out, metadata={"demo": True})
         ledger.record_transaction(owner, call, None)

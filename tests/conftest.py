@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -30,16 +31,20 @@ def _test_signing_key() -> str:
     ).decode()
 
 
+RUNNER_DATA_PREFIX = "echo-test-runner-"
+RUNNER_DATA_DIRS: list[Path] = []  # data directories of this session's runners outside pytest's (test_local_runner)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_server_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the run, no PostgreSQL started on a test's data directory may still be running (each is stopped,
     so the next run does not find one, and the failing test is named by its directory)."""
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    bases = (str(tmp_path_factory.getbasetemp()), *map(str, RUNNER_DATA_DIRS))
     left = [
         process
         for process in psutil.process_iter(["name", "cmdline", "ppid"])
-        if process.info["name"] == "postgres" and any(arg.startswith(base) for arg in process.info["cmdline"] or [])
+        if process.info["name"] == "postgres" and any(arg.startswith(bases) for arg in process.info["cmdline"] or [])
     ]
     postmasters = [process for process in left if process.info["ppid"] not in {p.pid for p in left}]
     for postmaster in postmasters:

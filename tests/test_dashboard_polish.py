@@ -87,7 +87,7 @@ def test_form_errors_show_inside_the_page_in_words(browser: Browser, site: str, 
     page = sign_in(browser, site, width)
     page.fill("input[name=name]", "   ")  # passes the browser's `required`, not the server's
     page.click("text=Create app")
-    expect(page).to_have_url(f"{site}/dashboard")
+    expect(page).to_have_url(f"{site}/dashboard#notice")
     notice = page.locator(".notice.bad")
     expect(notice).to_have_text("Name is required.")
     assert_on_screen(page, notice)
@@ -103,7 +103,7 @@ def test_form_errors_show_inside_the_page_in_words(browser: Browser, site: str, 
     admin.fill("#admin-adjust input[name=amount]", "1")
     admin.fill("#admin-adjust input[name=reason]", "Test")
     admin.click("#admin-adjust button")
-    expect(admin).to_have_url(f"{site}/balance")
+    expect(admin).to_have_url(f"{site}/balance#notice")
     expect(admin.locator(".notice.bad")).to_have_text("No user has that email")
     expect(admin.locator("#admin-adjust input[name=reason]")).to_have_value("Test")  # filled in again
     expect(admin.locator("#amount")).to_have_value("10")  # the buy form is another form: left as it was

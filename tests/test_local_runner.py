@@ -5,10 +5,12 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import RUNNER_DATA_DIRS, RUNNER_DATA_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,9 +78,19 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def runner_data_dir() -> Iterator[Path]:
+    """A data directory outside pytest's: the embedded server runs as another user (pgserver, when we are root),
+    and every pytest session on the machine resets /tmp/pytest-of-<user> to mode 0700, which would lock it out
+    of a directory under it at its next start."""
+    made = Path(tempfile.mkdtemp(prefix=RUNNER_DATA_PREFIX))
+    RUNNER_DATA_DIRS.append(made)
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("runner-data")
+def data_dir() -> Iterator[Path]:
+    yield from runner_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +152,10 @@ def test_the_readme_customers_and_payouts_work_line_for_line(runner: Runner) -> 
 
 
 @pytest.fixture(scope="module")
-def stop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stop_dir() -> Iterator[Path]:
     """A data directory of its own for the stopping tests: each one starts its runners on it and must leave
     its server stopped."""
-    return tmp_path_factory.mktemp("stop-data")
+    yield from runner_data_dir()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from echo_control import pages
-from echo_control.models import ApiKeyCreate, BalanceAdjust, EchoAppCreate, PaymentLinkIn
+from echo_control.models import ApiKeyCreate, ApiKeyUpdate, BalanceAdjust, EchoAppCreate, PaymentLinkIn
 
 FORM = {"Origin": "http://localhost", "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -97,9 +97,16 @@ def test_a_flash_read_with_the_wrong_key_is_not_shown(api: Any, user: Any) -> No
     [
         (EchoAppCreate, {}, "Name is required."),
         (EchoAppCreate, {"name": "x" * 101}, "Name can be at most 100 characters."),
-        (EchoAppCreate, {"name": "ok", "markup": "0.5"}, "Markup must be a number from 1 to 100 such as 1.25."),
-        (PaymentLinkIn, {"amount": "abc"}, "Amount must be a dollar amount such as 20.00."),
-        (PaymentLinkIn, {"amount": "10.001"}, "Amount must be a dollar amount such as 20.00."),
+        (
+            EchoAppCreate,
+            {"name": "ok", "markup": "0.5"},
+            "Markup must be from 1 to 100 with at most 4 decimal places, such as 1.25.",
+        ),
+        (PaymentLinkIn, {"amount": "abc"}, "Amount must be from $1 to $10,000 with at most cents, such as 20.00."),
+        (PaymentLinkIn, {"amount": "10.001"}, "Amount must be from $1 to $10,000 with at most cents, such as 20.00."),
+        (PaymentLinkIn, {"amount": "0.5"}, "Amount must be from $1 to $10,000 with at most cents, such as 20.00."),
+        (PaymentLinkIn, {"amount": "20000"}, "Amount must be from $1 to $10,000 with at most cents, such as 20.00."),
+        (ApiKeyUpdate, {"spendLimit": "-3"}, "Spend limit must be from $0 to $1,000,000, such as 50.00."),
         (
             BalanceAdjust,
             {"userId": "u", "amount": "1", "reason": "ok", "operation": "steal"},
@@ -108,7 +115,7 @@ def test_a_flash_read_with_the_wrong_key_is_not_shown(api: Any, user: Any) -> No
         (
             ApiKeyCreate,
             {"echoAppId": "a", "name": "bad\x07name"},
-            "Name needs a visible character and no control characters.",
+            "Name must have a visible character and no control characters.",
         ),
     ],
 )
@@ -125,7 +132,7 @@ def test_form_errors_go_back_to_the_form_with_the_message(api: Any, user: Any) -
         data="name=+++",
         headers={**FORM, "Host": "localhost", "Cookie": f"echo_session={user.token}"},
     )
-    assert posted.status == 303 and posted.headers["Location"] == "/dashboard"
+    assert posted.status == 303 and posted.headers["Location"] == "/dashboard#notice"
     shown = page(api, "/dashboard", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
     assert '<div class="notice bad" role="status"' in shown.body and "Name is required." in shown.body
     assert "<nav>" in shown.body

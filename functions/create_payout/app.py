@@ -20,10 +20,7 @@ app = make_resolver()
         201: {"description": "The payout, as it is now", "content": {"application/json": {"model": PayoutOut}}},
         402: {"description": "The amount exceeds the available earnings; nothing is recorded"},
         409: {"description": "Payouts are not enabled (onboarding unfinished), or the Idempotency-Key was reused"},
-        422: {
-            "description": "Below the minimum payout (ECHO_MIN_PAYOUT_USD), "
-            "or not dollars with at most 2 decimal places"
-        },
+        422: {"description": "Below the minimum payout (ECHO_MIN_PAYOUT_USD), or not dollars with at most cents"},
         502: {"description": "Stripe did not confirm the transfer: the payout stays pending; retry with the same key"},
     },
 )

@@ -22,8 +22,8 @@ def revoke_key_page(
     with pages.form_errors(back=f"/apps/{owned['id']}", form="revoke_key", values={}):
         revoked = keys.revoke_key(who.user_id, key_id)
     said = f"Key …{revoked.last4} is revoked: calls with it are refused."
-    notice = pages.leave_flash(app, notice=said, notice_kind="ok")
-    return pages.redirect(f"/apps/{owned['id']}", cookie=notice)
+    notice = pages.leave_flash(app, notice=said, notice_kind="ok", notice_form="revoke_key")
+    return pages.redirect(pages.at_notice(f"/apps/{owned['id']}"), cookie=notice)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -20,8 +20,8 @@ def set_customers_page(id: Annotated[str, Path(max_length=64)]) -> Response[str]
         opened = fields.get("acceptsCustomers") == "true"
         updated = apps.update_app(who.user_id, id, EchoAppUpdate(accepts_customers=opened))
     said = "now takes customers: share its join link." if opened else "takes no new customers."
-    notice = pages.leave_flash(app, notice=f"{updated.name} {said}", notice_kind="ok")
-    return pages.redirect(f"/apps/{updated.id}", cookie=notice)
+    notice = pages.leave_flash(app, notice=f"{updated.name} {said}", notice_kind="ok", notice_form="customers")
+    return pages.redirect(pages.at_notice(f"/apps/{updated.id}"), cookie=notice)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -20,7 +20,9 @@ def set_key_limit_page(
     who = pages.signed_in(app)
     fields = pages.form(app)
     owned = apps.owned_app(who.user_id, id)
-    with pages.form_errors(back=f"/apps/{owned['id']}", form="key_limit", values=fields):
+    # One form per key: its own name, so the message and what was typed return to that key's row.
+    form = f"key_limit:{key_id}"
+    with pages.form_errors(back=f"/apps/{owned['id']}", form=form, values=fields):
         # An empty amount removes the limit.
         body = pages.parse_form(
             ApiKeyUpdate, {"spendLimit": fields.get("spendLimit"), "limitPeriod": fields.get("limitPeriod")}
@@ -30,8 +32,8 @@ def set_key_limit_page(
         said = f"Key …{updated.last4} has no spend limit."
     else:
         said = f"Key …{updated.last4} may spend ${updated.spend_limit:,.2f} per {updated.limit_period}."
-    notice = pages.leave_flash(app, notice=said.replace("per total", "in total"), notice_kind="ok")
-    return pages.redirect(f"/apps/{owned['id']}", cookie=notice)
+    notice = pages.leave_flash(app, notice=said.replace("per total", "in total"), notice_kind="ok", notice_form=form)
+    return pages.redirect(pages.at_notice(f"/apps/{owned['id']}"), cookie=notice)
 
 
 lambda_handler = entrypoint(app, json_body=False)  # a form post, not JSON

@@ -28,7 +28,7 @@ from echo_control.errors import (
     UnsupportedMediaType,
 )
 from echo_control.identity import Caller, caller_from_context
-from echo_control.models import NO_NUL
+from echo_control.models import NO_NUL, PATTERN_RULES
 from echo_control.observability import logger, metrics, tracer
 
 JSON = "application/json"
@@ -88,11 +88,20 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
         {
             "field": ".".join(str(part) for part in err.get("loc", ())[1:]) or str(err.get("loc", ("body",))[0]),
             "in": str(err.get("loc", ("body",))[0]),
-            "message": str(err.get("msg", "invalid")),
+            "message": _readable(err),
             "type": str(err.get("type", "invalid")),
         }
         for err in exc.errors()
     ]
+
+
+def _readable(error: Any) -> str:
+    """pydantic's message, except that a pattern is said in words (a regular expression helps no one)."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if pattern in PATTERN_RULES:
+            return f"String {PATTERN_RULES[pattern]}"
+    return str(error.get("msg", "invalid"))
 
 
 def json_body(text: str) -> Any:

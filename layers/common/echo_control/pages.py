@@ -23,6 +23,7 @@ from echo_control import auth, db, origins
 from echo_control.errors import BadRequest, EchoError, Forbidden, NotFound, Unprocessable
 from echo_control.http import make_resolver, request_base_path, unstorable
 from echo_control.identity import Caller, caller_from_context
+from echo_control.models import PATTERN_RULES, AmountError
 
 SESSION_COOKIE = "echo_session"
 CLERK_SESSION_COOKIE = "__session"  # what Clerk's frontend sets on the app's domain
@@ -214,6 +215,12 @@ def _refill(refused_form: str, values: dict[str, str], form: str, field: str, de
     return values.get(field, default) if form == refused_form else default
 
 
+def at_notice(path: str) -> str:
+    """`path` scrolled to the message a form post left: beside the form it is about when the page places it
+    there (`notice_form`), else at the top; either way on screen, not above a long page's fold."""
+    return path.split("#", 1)[0] + "#notice"
+
+
 class FormRejected(EchoError):
     """A form's input was refused: the person goes back to the form's page, which says why."""
 
@@ -250,8 +257,8 @@ def page_resolver() -> APIGatewayRestResolver:
             return redirect("/sign-in?" + urlencode({"next": exc.next_path}))
         if isinstance(exc, FormRejected):
             refused = {"form": exc.form, "values": exc.values}
-            flash = leave_flash(app, notice=exc.message, notice_kind="bad", refused_form=refused)
-            return redirect(exc.back, cookie=flash)
+            flash = leave_flash(app, notice=exc.message, notice_kind="bad", notice_form=exc.form, refused_form=refused)
+            return redirect(at_notice(exc.back), cookie=flash)
         return error_page(app, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -332,21 +339,18 @@ FIELD_LABELS = {
     "outputPerMillion": "Output price",
     "cacheReadPerMillion": "Cache read price",
     "cacheWritePerMillion": "Cache write price",
+    "spendLimit": "Spend limit",
+    "limitPeriod": "Limit period",
+    "acceptsCustomers": "Customers",
     "redirectUris": "Redirect URIs",
 }
-_PER_MILLION_EXAMPLE = "USD per million tokens from 0 to 10,000 such as 2.50"
+# Amounts say their range through their type (models.AmountError); these fields need an example.
 _MODEL_EXAMPLE = "a model name such as gpt-4o-mini (letters, digits and . _ : / @ + -)"
 FIELD_EXAMPLES = {
-    "amount": "a dollar amount such as 20.00",
-    "markup": "a number from 1 to 100 such as 1.25",
     "email": "an email address such as you@example.com",
     "expiresAt": "a date such as 2027-01-01",
     "model": _MODEL_EXAMPLE,
     "allowedModels": _MODEL_EXAMPLE,
-    "inputPerMillion": _PER_MILLION_EXAMPLE,
-    "outputPerMillion": _PER_MILLION_EXAMPLE,
-    "cacheReadPerMillion": _PER_MILLION_EXAMPLE,
-    "cacheWritePerMillion": _PER_MILLION_EXAMPLE,
     "redirectUris": "https:// addresses (http:// only on localhost or 127.0.0.1), one per line, without # or *",
 }
 
@@ -363,10 +367,12 @@ def form_problem(error: Any) -> str:
         return f"{label} needs at least {limits['min_length']} characters."
     if kind == "string_too_long":
         return f"{label} can be at most {limits['max_length']} characters."
+    if isinstance(limits.get("error"), AmountError):
+        return f"{label} must be {limits['error'].for_people}."
     if kind in ("value_error", "string_pattern_mismatch") and field in FIELD_EXAMPLES:
         return f"{label} must be {FIELD_EXAMPLES[field]}."
-    if kind == "string_pattern_mismatch":
-        return f"{label} needs a visible character and no control characters."
+    if kind == "string_pattern_mismatch" and limits.get("pattern") in PATTERN_RULES:
+        return f"{label} {PATTERN_RULES[limits['pattern']]}."
     if kind == "literal_error":
         return f"{label}: please choose one of the options."
     if kind == "too_long" and limits.get("max_length") is not None:

@@ -170,10 +170,21 @@ def price_list() -> tuple[dict[str, Any], ...]:
     return tuple(sorted(rows, key=lambda r: (r["provider"], r["model"])))
 
 
-def models(query: str | None = None) -> "ModelPriceList":
-    """The price list, filtered by a case-insensitive substring of provider, model id or name (`?q=`)."""
-    from echo_control.models import ModelPrice, ModelPriceList, PriceSource
+def models(query: str | None = None, page: int = 1, limit: int | None = None) -> "ModelPriceList":
+    """One page of the price list, filtered by a case-insensitive substring of provider, model id or name (`?q=`).
 
+    Pages are numbered (the list changes only with the genai-prices package), so a page can link to any other."""
+    from echo_control.models import MODELS_PAGE_SIZE, ModelPrice, ModelPriceList, PriceSource
+
+    limit = limit or MODELS_PAGE_SIZE
     needle = (query or "").strip().lower()
     rows = [r for r in price_list() if not needle or any(needle in r[k].lower() for k in ("provider", "model", "name"))]
-    return ModelPriceList(models=[ModelPrice(**r) for r in rows], source=PriceSource(**source()))
+    start = (page - 1) * limit
+    return ModelPriceList(
+        models=[ModelPrice(**r) for r in rows[start : start + limit]],
+        source=PriceSource(**source()),
+        page=page,
+        limit=limit,
+        total=len(rows),
+        next_page=page + 1 if start + limit < len(rows) else None,
+    )

@@ -33,6 +33,7 @@ MAX_PAYOUT = Decimal(1_000_000)
 MAX_METADATA_KEYS = 50
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
+MODELS_PAGE_SIZE, MAX_MODELS_PAGE_SIZE = 100, 500  # the price list, in pages (GET /api/models, /models)
 MAX_PER_MILLION = Decimal(10_000)  # USD per million tokens in an app's own prices
 MAX_PRICED_MODELS = 500  # entries in an app's allowed models, and in its overrides
 MAX_PRICED_MODEL_LENGTH = 200
@@ -62,6 +63,16 @@ PER_MILLION_PATTERN = r"^(?:10000(?:\.0{1,6})?|[0-9]{1,4}(?:\.[0-9]{1,6})?)$"
 # A model name in an app's prices: what a call's model may be, with spaces around it that are trimmed.
 PRICED_MODEL_PATTERN = f"^[{_SPACE}\t\n\r]*[A-Za-z0-9._:/@+-]+[{_SPACE}\t\n\r]*$"
 PAYOUT_PATTERN = r"^(?:1000000(?:\.0{1,2})?|[0-9]{1,6}(?:\.[0-9]{1,2})?)$"
+_MODEL_NAME_RULE = "must be a model name: letters, digits and . _ : / @ + - (such as gpt-4o-mini)"
+# What a text pattern asks for, in words: API errors and form messages say this, never the expression itself.
+PATTERN_RULES = {
+    SINGLE_LINE_PATTERN: "must have a visible character and no control characters",
+    MULTI_LINE_PATTERN: "must not contain control characters other than tabs and line breaks",
+    EMAIL_PATTERN: "must be an email address such as you@example.com",
+    MODEL_NAME_PATTERN: _MODEL_NAME_RULE,
+    PRICED_MODEL_PATTERN: _MODEL_NAME_RULE,
+    NO_NUL: "must not contain NUL characters",
+}
 
 
 def _json_integer(value: Any) -> Any:
@@ -102,16 +113,32 @@ def _trim(value: str) -> str:
     return value.strip(SPACES + "\t\r\n")
 
 
+class AmountError(ValueError):
+    """An amount outside its rule; `for_people` says the rule as a form shows it ("from $1 to $10,000, …")."""
+
+    def __init__(self, message: str, for_people: str) -> None:
+        super().__init__(message)
+        self.for_people = for_people
+
+
 class ExactDecimal:
     """An exact amount: a JSON string whose pattern is the whole rule (range and decimal places), or, as the seed's
     clients send money, a JSON number within [minimum, maximum], read from the JSON text (the resolver parses
     numbers as Decimal, never float) and rounded half-up to `places`."""
 
     def __init__(
-        self, pattern: str, description: str, example: str, *, minimum: Decimal, maximum: Decimal, places: int
+        self,
+        pattern: str,
+        description: str,
+        example: str,
+        *,
+        minimum: Decimal,
+        maximum: Decimal,
+        places: int,
+        for_people: str,
     ) -> None:
         self.regex = re.compile(pattern)
-        self.description, self.example = description, example
+        self.description, self.example, self.for_people = description, example, for_people
         self.minimum, self.maximum, self.quantum = minimum, maximum, Decimal(1).scaleb(-places)
         self.validator = PlainValidator(self.parse, json_schema_input_type=str)
         self.serializer = PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json")
@@ -132,14 +159,14 @@ class ExactDecimal:
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
             amount = self._from_number(Decimal(value))
         elif not isinstance(value, str) or not self.regex.match(value):
-            raise ValueError(f"must be a decimal string, {self.description} (e.g. {self.example!r})")
+            raise AmountError(f"must be a decimal string, {self.description} (e.g. {self.example!r})", self.for_people)
         else:
             amount = Decimal(value)
         return amount if amount else abs(amount)  # -0 is 0: "-0.000000" is never written or answered
 
     def _from_number(self, number: Decimal) -> Decimal:
         if not number.is_finite() or not self.minimum <= number <= self.maximum:
-            raise ValueError(f"must be {self.description} (e.g. {self.example!r})")
+            raise AmountError(f"must be {self.description} (e.g. {self.example!r})", self.for_people)
         return number.quantize(self.quantum, rounding=ROUND_HALF_UP)
 
 
@@ -150,6 +177,7 @@ _MARKUP = ExactDecimal(
     minimum=Decimal(1),
     maximum=Decimal(100),
     places=4,
+    for_people="from 1 to 100 with at most 4 decimal places, such as 1.25",
 )
 _ADJUSTMENT = ExactDecimal(
     ADJUSTMENT_PATTERN,
@@ -158,9 +186,16 @@ _ADJUSTMENT = ExactDecimal(
     minimum=-MAX_ADJUSTMENT,
     maximum=MAX_ADJUSTMENT,
     places=6,
+    for_people="from -$1,000,000 to $1,000,000 with at most 6 decimal places, such as 25.00",
 )
 _COST = ExactDecimal(
-    COST_PATTERN, "USD from 0 to 9999.999999", "0.002150", minimum=Decimal(0), maximum=MAX_COST, places=6
+    COST_PATTERN,
+    "USD from 0 to 9999.999999",
+    "0.002150",
+    minimum=Decimal(0),
+    maximum=MAX_COST,
+    places=6,
+    for_people="from $0 to $9,999.999999, such as 0.002150",
 )
 _SPEND_LIMIT = ExactDecimal(
     SPEND_LIMIT_PATTERN,
@@ -169,6 +204,7 @@ _SPEND_LIMIT = ExactDecimal(
     minimum=Decimal(0),
     maximum=MAX_ADJUSTMENT,
     places=6,
+    for_people="from $0 to $1,000,000, such as 50.00",
 )
 _PAYMENT = ExactDecimal(
     PAYMENT_PATTERN,
@@ -178,6 +214,7 @@ _PAYMENT = ExactDecimal(
     minimum=MIN_PAYMENT,
     maximum=MAX_PAYMENT,
     places=2,
+    for_people="from $1 to $10,000 with at most cents, such as 20.00",
 )
 _PER_MILLION = ExactDecimal(
     PER_MILLION_PATTERN,
@@ -186,6 +223,7 @@ _PER_MILLION = ExactDecimal(
     minimum=Decimal(0),
     maximum=MAX_PER_MILLION,
     places=6,
+    for_people="USD per million tokens from 0 to 10,000 such as 2.50",
 )
 
 _PAYOUT = ExactDecimal(
@@ -196,6 +234,7 @@ _PAYOUT = ExactDecimal(
     minimum=Decimal(0),
     maximum=MAX_PAYOUT,
     places=2,
+    for_people="from $0 to $1,000,000 with at most cents, such as 25.00",
 )
 
 

@@ -165,5 +165,11 @@ class PriceSource(CamelModel):
 
 
 class ModelPriceList(CamelModel):
+    """One page of the price list (2,000+ models in all): `nextPage` is null on the last."""
+
     models: list[ModelPrice]
     source: PriceSource
+    page: int
+    limit: int
+    total: int = Field(description="models matching the query, on every page")
+    next_page: int | None
