@@ -64,6 +64,7 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
                 key=f"bench:{n}",
                 reference_id=None,
                 paid=Decimal(0),
+                cash=True,
             )
             conn.execute(
                 "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s)",
@@ -152,6 +153,8 @@ def pgbench_script(hot: bool, shared: bool = False) -> str:
         "total_tokens": "160",
         "status": "'success'",
         "metadata": "NULL::jsonb",
+        "require_funds": "false",
+        "clearing_days": "7",
     }
     debit = db.RECORD_DEBIT
     for name, sql in values.items():

@@ -22,7 +22,15 @@ from tests.invariants import unreconciled_balances
 
 ROOT = Path(__file__).resolve().parent.parent
 CALL = {"model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.01"}
-SWEPT = ("idempotencyKeysPurged", "paymentsExpired", "pageFlashesPurged", "holdsExpired", "rateLimitWindowsPurged")
+SWEPT = (
+    "idempotencyKeysPurged",
+    "paymentsExpired",
+    "pageFlashesPurged",
+    "holdsExpired",
+    "grantsExpired",
+    "earningsFolded",
+    "rateLimitWindowsPurged",
+)
 NOTHING = dict.fromkeys(SWEPT, 0)
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from echo_control import db, ledger, pricing
+from echo_control import config, db, ledger, pricing
 from echo_control.errors import Conflict, NotFound
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
@@ -137,7 +137,8 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
         "echo_app_id": row["echo_app_id"],
         "api_key_id": row["api_key_id"],
         "cost": split.cost,
-        "provider_cost": split.provider_cost,
+        "markup_amount": split.markup_amount,
+        "clearing_days": config.settings().earnings_clearing_days,
         "settle_hash": request_hash,
     }
     with db.transaction() as conn:
@@ -152,6 +153,7 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
             available=settled["available"],
             transaction=transaction,
             overrun=settled["overrun"],
+            shortfall=settled["shortfall"],
             hold_id=str(row["id"]),
         ).model_dump(mode="json")
         db.store_settle_response(conn, row["id"], response)

@@ -163,7 +163,11 @@ def validate(key: str) -> ValidateApiKeyOut:
     row = authenticate(key)
     if row is None:
         return ValidateApiKeyOut(valid=False)
-    balance = ledger.get_balance(row["user_id"])
+    limit = db.key_room(row["id"])
+    if limit is not None and limit["room"] <= 0:  # a proxy that checks the key stops serving it until the reset
+        return ValidateApiKeyOut(valid=False, reason="key_limit_exceeded", resets_at=limit["resets_at"])
+    balance = ledger.get_balance(row["user_id"], with_lots=False)
+    spendable = balance.spendable if limit is None else min(balance.spendable, ledger.money(limit["room"]))
     return ValidateApiKeyOut(
         valid=True,
         user_id=str(row["user_id"]),
@@ -171,4 +175,5 @@ def validate(key: str) -> ValidateApiKeyOut:
         balance=balance.balance,
         held=balance.held,
         available=balance.available,
+        spendable=spendable,
     )

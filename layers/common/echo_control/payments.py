@@ -262,6 +262,7 @@ def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any) -> No
         key=f"payment:{payment['id']}",
         reference_id=payment["id"],
         paid=amount,
+        payment_id=payment["id"],
     )
     refunded = payment["amount_refunded"]
     if refunded:
@@ -292,22 +293,16 @@ def _refund(conn: db.Conn, payment: dict[str, Any], total_refunded: int, payment
 
 
 def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: int) -> None:
+    """Takes back what is left of the payment's credits, up to what is newly refunded, held ones included (the
+    holds lose it); spent credits stay spent, and the balance never goes below zero."""
     wanted = Decimal(total - previous) / CENTS
-    # Credits already spent cannot be taken back: the balance never goes below zero.
-    taken = min(wanted, ledger.available(conn, payment["user_id"]))
+    taken = ledger.take_back(
+        conn, payment, wanted, kind="refund", key=f"refund:{payment['id']}:{total}", spent_becomes_debt=False
+    )
     if taken < wanted:
         logger.warning(
-            "refund exceeds the balance", extra={"payment_id": str(payment["id"]), "uncollected": str(wanted - taken)}
-        )
-    if taken > 0:
-        ledger.credit(
-            conn,
-            payment["user_id"],
-            -taken,
-            kind="refund",
-            key=f"refund:{payment['id']}:{total}",
-            reference_id=payment["id"],
-            paid=-taken,
+            "refund exceeds the payment's unspent credits",
+            extra={"payment_id": str(payment["id"]), "uncollected": str(wanted - taken)},
         )
 
 
