@@ -20,7 +20,7 @@ BUILD_INPUTS := template.yaml $(shell find functions layers/common -type f -not 
 LOCKS := layers/common/requirements requirements-lambda requirements-dev requirements-sam
 LOCK_OUT :=
 
-.PHONY: dev test lint format validate build build-host invoke lock lock-check cold-start openapi bench clean
+.PHONY: dev test lint format validate build build-host invoke lock lock-check cold-start openapi prices bench clean
 
 $(BIN)/uv:
 	test -x $(BIN)/python || $(PY312) -m venv $(VENV)
@@ -72,10 +72,17 @@ format: $(BIN)/.installed
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
 
+# Lambda's python3.12 runtime has botocore (with boto3), and aws-xray-sdk (the Tracer's) pulls it and what only it
+# needs into the layer all the same: 33 MB that the runtime's copies make dead weight (tests/test_built_functions.py
+# holds the layer to its budget).
+RUNTIME_PROVIDED := botocore botocore-*.dist-info dateutil python_dateutil-*.dist-info six.py six-*.dist-info
+prune-layer = cd $(1) && rm -rf $(RUNTIME_PROVIDED)
+
 # Lambda's file system is read-only, so Python compiles every module on every cold start unless the layer
 # ships bytecode: compiling it here makes imports 2.4x faster (bench/cold_start.py).
 build: $(SAM_VENV)/.installed
 	$(SAM) build
+	$(call prune-layer,.aws-sam/build/CommonLayer/python)
 	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash .aws-sam/build/CommonLayer/python
 
 # The same build for this machine's architecture, in its own folder (the template's arm64 swapped for the host's).
@@ -84,6 +91,7 @@ $(HOST_BUILD)/template.yaml: $(SAM_VENV)/.installed $(BUILD_INPUTS)
 	mkdir -p $(dir $(HOST_TEMPLATE))
 	sed -E 's/(Architectures: \[|BuildArchitecture: )arm64/\1$(HOST_ARCH)/' template.yaml > $(HOST_TEMPLATE)
 	$(SAM) build -t $(HOST_TEMPLATE) --base-dir . --build-dir $(HOST_BUILD)
+	$(call prune-layer,$(HOST_BUILD)/CommonLayer/python)
 	$(PY312) -m compileall -q -j 0 --invalidation-mode checked-hash $(HOST_BUILD)/CommonLayer/python
 	touch $@
 
@@ -97,6 +105,10 @@ cold-start: $(BIN)/.installed $(SAM_VENV)/.installed
 openapi: $(BIN)/.installed
 	$(BIN)/python -m local_runner.openapi > layers/common/echo_control/openapi.json.new
 	mv layers/common/echo_control/openapi.json.new layers/common/echo_control/openapi.json
+
+# The layer's price snapshot from genai-prices' data (after upgrading genai-prices; tests/test_pricing.py checks it).
+prices: $(BIN)/.installed
+	$(BIN)/python -m local_runner.prices layers/common/echo_control/prices
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/debits.py

@@ -62,8 +62,10 @@ def pgbench_env(url: str) -> dict[str, str]:
     return {**os.environ, **{names[k]: str(v) for k, v in parts.items() if k in names and v is not None}}
 
 
-def run_pgbench(url: str, script: Path, clients: int, seconds: int, defines: dict[str, str]) -> float:
-    args = [pgbench_binary(), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script)]
+def run_pgbench(url: str, script: Path, clients: int, seconds: float, defines: dict[str, str]) -> float:
+    # pgbench times whole seconds; a shorter run (the tests' tiny size) is a fixed number of transactions instead.
+    length = ["-T", str(round(seconds))] if seconds >= 1 else ["-t", "20"]
+    args = [pgbench_binary(), "-n", "-c", str(clients), "-j", "2", *length, "-f", str(script)]
     for key, value in defines.items():
         args += ["-D", f"{key}={value}"]
     out = subprocess.run(args, env=pgbench_env(url), capture_output=True, text=True, check=True).stdout
@@ -73,6 +75,13 @@ def run_pgbench(url: str, script: Path, clients: int, seconds: int, defines: dic
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def print_case(label: str, ours: list[float], pgbench: list[float]) -> None:
+    """A case's medians and ratio, then each round's rates, with the load average the rounds ran at."""
+    a, b = median(ours), median(pgbench)
+    print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}{os.getloadavg()[0]:>7.1f}", flush=True)
+    print(f"{'':<28}{' '.join(f'{x:.0f}' for x in ours):>15}{' '.join(f'{x:.0f}' for x in pgbench):>15}")
 
 
 # --- our side: the real authorizer and handlers, run as Lambda scales them --------------------------------------
@@ -126,7 +135,9 @@ def _thread(gateway, work, keys: list[str], deadline: float, counts: list[int], 
     counts[index] = done
 
 
-def _process(url: str, work, keys: list[str], threads: int, start_at: float, seconds: float, queue) -> None:  # type: ignore[no-untyped-def]
+def _process(url: str, threads: int, jobs, ready, results) -> None:  # type: ignore[no-untyped-def]
+    """One container process: runs each job `(work, keys, seconds)` it is sent on `threads` threads, after a warm-up
+    and once every process is warm, and reports the units done; None ends it."""
     import threading
     import time
 
@@ -135,40 +146,57 @@ def _process(url: str, work, keys: list[str], threads: int, start_at: float, sec
     from local_runner.server import LocalApiGateway
 
     gateway = LocalApiGateway()
-    counts = [0] * threads
+    while (job := jobs.get()) is not None:
+        work, keys, seconds = job
+        counts = [0] * threads
 
-    def run(deadline: float) -> None:
-        workers = [
-            threading.Thread(target=_thread, args=(gateway, work, keys, deadline, counts, i)) for i in range(threads)
+        def run(deadline: float) -> None:
+            workers = [
+                threading.Thread(target=_thread, args=(gateway, work, keys, deadline, counts, i))  # noqa: B023
+                for i in range(threads)
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+
+        run(time.monotonic() + 0.3)  # warm every thread's containers and connection before the clock starts
+        ready.wait()  # every process warm: all start at once
+        run(time.monotonic() + seconds)
+        results.put(sum(counts))
+
+
+class Callers:
+    """Our side, run as Lambda scales: `processes` processes (containers) of callers/processes threads, each thread
+    with its own connection; started once and reused by every case and round (a process takes seconds to start)."""
+
+    def __init__(self, url: str, callers: int, processes: int) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.results = ctx.Queue()
+        self.ready = ctx.Barrier(processes)
+        self.jobs = [ctx.Queue() for _ in range(processes)]
+        threads = max(1, callers // processes)
+        self.procs = [
+            ctx.Process(target=_process, args=(url, threads, jobs, self.ready, self.results), daemon=True)
+            for jobs in self.jobs
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        for proc in self.procs:
+            proc.start()
 
-    run(time.monotonic() + 0.3)  # warm every thread's containers and connection before the clock starts
-    time.sleep(max(0.0, start_at - time.time()))
-    run(time.monotonic() + seconds)
-    queue.put(sum(counts))
+    def rate(self, work, keys: list[str], seconds: float) -> float:  # type: ignore[no-untyped-def]
+        """Units of `work(gateway, key)` per second, all callers at once. `work` is a module-level function (it
+        crosses to the processes by name)."""
+        for jobs in self.jobs:
+            jobs.put((work, keys, seconds))
+        return sum(self.results.get(timeout=180) for _ in self.procs) / seconds
 
+    def __enter__(self) -> "Callers":
+        return self
 
-def rate_through_handlers(url: str, work, keys: list[str], callers: int, processes: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
-    """Units of `work(gateway, key)` per second: `processes` processes (containers) of callers/processes threads,
-    each thread with its own connection, all starting at once after warming up. `work` is a module-level function
-    (it crosses to the processes by name)."""
-    import multiprocessing
-    import time
-
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    start_at = time.time() + 4.0  # time for every process to import and warm up
-    procs = [
-        ctx.Process(target=_process, args=(url, work, keys, callers // processes, start_at, seconds, queue))
-        for _ in range(processes)
-    ]
-    for proc in procs:
-        proc.start()
-    total = sum(queue.get(timeout=120) for _ in procs)
-    for proc in procs:
-        proc.join()
-    return total / seconds
+    def __exit__(self, *exc: object) -> None:
+        for jobs in self.jobs:
+            jobs.put(None)
+        for proc in self.procs:
+            proc.join(timeout=30)

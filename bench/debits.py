@@ -16,11 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from common import (  # type: ignore[import-not-found]
+    Callers,
     api_event,
     drop_database,
     fresh_database,
-    median,
-    rate_through_handlers,
+    print_case,
     run_pgbench,
     through_authorizer,
 )
@@ -165,7 +165,7 @@ def pgbench_script(hot: bool, shared: bool = False) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--callers", type=int, default=16)
@@ -177,29 +177,24 @@ def main() -> None:
         holders, shared_keys = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians")
-        print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}")
+        print(f"{'case':<28}{'ours debits/s':>15}{'pgbench tps':>15}{'ratio':>8}{'load':>7}")
         cases = (
             ("(a) many users", False, False, all_keys),
             ("(b) one hot user", True, False, all_keys[:1]),
             ("(c) one owner's customers", False, True, shared_keys),
             ("(d) many users, app prices", False, False, all_keys),
         )
-        for label, hot, shared, keys_to_use in cases:
-            if label.startswith("(d)"):
-                give_apps_prices()
-            script = Path(tempfile.mkstemp(suffix=".sql")[1])
-            script.write_text(pgbench_script(hot, shared))
-            ours_rates, bench_rates = [], []
-            for _ in range(args.rounds):
-                ours_rates.append(
-                    rate_through_handlers(url, one_debit, keys_to_use, args.callers, args.processes, args.seconds)
-                )
-                bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
-            a, b = median(ours_rates), median(bench_rates)
-            print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
-            print(
-                f"{'':<28}{' '.join(f'{x:.0f}' for x in ours_rates):>15}{' '.join(f'{x:.0f}' for x in bench_rates):>15}"
-            )
+        with Callers(url, args.callers, args.processes) as callers:
+            for label, hot, shared, keys_to_use in cases:
+                if label.startswith("(d)"):
+                    give_apps_prices()
+                script = Path(tempfile.mkstemp(suffix=".sql")[1])
+                script.write_text(pgbench_script(hot, shared))
+                ours_rates, bench_rates = [], []
+                for _ in range(args.rounds):
+                    ours_rates.append(callers.rate(one_debit, keys_to_use, args.seconds))
+                    bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
+                print_case(label, ours_rates, bench_rates)
         from echo_control import db
 
         failures = unreconciled_balances()

@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 from common import (  # type: ignore[import-not-found]
+    Callers,
     api_event,
     drop_database,
     fresh_database,
-    median,
-    rate_through_handlers,
+    print_case,
     run_pgbench,
     through_authorizer,
 )
@@ -43,8 +43,10 @@ def one_pair(gateway, key: str) -> None:  # type: ignore[no-untyped-def]
 
 def pgbench_script(hot: bool) -> str:
     """The statements the path sends for a pair: per request the authorizer's key lookup; the one-statement hold;
-    the settle's lookup, then the settle and its stored answer in a transaction."""
+    the settle's lookup, then in a transaction the settle's claim (its Idempotency record), the settle and its
+    stored answer."""
     from echo_control.db import holds as hold_sql
+    from echo_control.db import idempotency as idempotency_sql
     from echo_control.db import keys as key_sql
 
     pick = "\\set n 1\n" if hot else "\\set n random(1, :users)\n"
@@ -66,7 +68,6 @@ def pgbench_script(hot: bool) -> str:
         "cost": f"{SETTLE_COST}::numeric",
         "markup_amount": "0::numeric",
         "clearing_days": "7",
-        "settle_hash": "'bench'",
         "provider": "NULL::text",
         "cache_read_tokens": "0",
         "cache_write_tokens": "0",
@@ -80,6 +81,16 @@ def pgbench_script(hot: bool) -> str:
     }
     for name, sql in values.items():
         settle = settle.replace(f"%({name})s", sql)
+    claim = idempotency_sql._CLAIM
+    claim_values = {
+        "kind": "'hold'",
+        "id": "':id'::uuid",
+        "key": "'settle'",
+        "operation": "'settle_hold'",
+        "hash": "'b'",
+    }
+    for name, sql in claim_values.items():
+        claim = claim.replace(f"%({name})s", sql)
     read_back = "SELECT * FROM holds WHERE id = ':id'::uuid AND user_id = (SELECT user_id FROM bench_keys WHERE n = :n)"
     flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
     return (
@@ -89,15 +100,17 @@ def pgbench_script(hot: bool) -> str:
         + f"{flatten(key)};\n"
         + f"{read_back};\n"
         + "BEGIN;\n"
+        + f"{flatten(claim)};\n"
         + f"{flatten(settle)};\n"
-        + "UPDATE holds SET settle_response = '{}'::jsonb WHERE id = ':id'::uuid;\n"
+        + "UPDATE idempotency_keys SET response = '{}'::jsonb "
+        + "WHERE scope_kind = 'hold' AND scope_id = ':id'::uuid AND key = 'settle';\n"
         + "COMMIT;\n"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--callers", type=int, default=16)
@@ -109,22 +122,16 @@ def main() -> None:
         holders, _ = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds")
-        print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}")
-        for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
-            script = Path(tempfile.mkstemp(suffix=".sql")[1])
-            script.write_text(pgbench_script(hot))
-            ours_rates, bench_rates = [], []
-            for _ in range(args.rounds):
-                keys_to_use = all_keys[:1] if hot else all_keys
-                ours_rates.append(
-                    rate_through_handlers(url, one_pair, keys_to_use, args.callers, args.processes, args.seconds)
-                )
-                bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
-            a, b = median(ours_rates), median(bench_rates)
-            print(f"{label:<28}{a:>15.0f}{b:>15.0f}{a / b:>8.2f}", flush=True)
-            print(
-                f"{'':<28}{' '.join(f'{x:.0f}' for x in ours_rates):>15}{' '.join(f'{x:.0f}' for x in bench_rates):>15}"
-            )
+        print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}{'load':>7}")
+        with Callers(url, args.callers, args.processes) as callers:
+            for label, hot in (("(a) many users", False), ("(b) one hot user", True)):
+                script = Path(tempfile.mkstemp(suffix=".sql")[1])
+                script.write_text(pgbench_script(hot))
+                ours_rates, bench_rates = [], []
+                for _ in range(args.rounds):
+                    ours_rates.append(callers.rate(one_pair, all_keys[:1] if hot else all_keys, args.seconds))
+                    bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
+                print_case(label, ours_rates, bench_rates)
         print(f"after the run: {len(unreconciled_balances())} balances off, {len(held_mismatches())} held sums off")
     finally:
         from echo_control import db

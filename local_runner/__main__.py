@@ -31,21 +31,37 @@ def configure_environment() -> None:
     os.environ.setdefault("ECHO_DATA_DIR", str(ROOT / ".data"))
 
 
-def stop_like_ctrl_c() -> None:
-    """SIGTERM and SIGHUP end the runner the way Ctrl-C does, so the embedded PostgreSQL is stopped too
-    (Python's default for them exits without running any cleanup)."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.default_int_handler)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_once(signum: int, frame: object) -> None:
+    """The first of SIGINT, SIGTERM or SIGHUP stops the runner as Ctrl-C does; later ones are ignored, so that
+    a second signal (`kill -TERM -- -PGID` reaches make and the runner; an impatient Ctrl-C) cannot interrupt
+    the embedded PostgreSQL's shutdown half way and leave it running. (Python's default for SIGTERM and
+    SIGHUP exits without running any cleanup.)"""
+    for later in STOP_SIGNALS:
+        signal.signal(later, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def listening_port() -> int:
+    """PORT (default 3000), or the start stops here with one line saying what is wrong."""
+    given = os.environ.get("PORT") or "3000"
+    if not given.isdecimal() or not 1 <= int(given) <= 65535:
+        sys.exit(f"PORT must be a port number from 1 to 65535, not {given!r}")
+    return int(given)
 
 
 def main() -> None:
     configure_environment()
-    stop_like_ctrl_c()
-    from werkzeug.serving import run_simple
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop_once)
+    from werkzeug.serving import make_server
 
     from local_runner import database, lambdas, samples
     from local_runner.server import LocalApiGateway
 
+    port = listening_port()
     if problem := lambdas.configuration_problem():
         sys.exit(problem)  # a wrong variable stops the start, with its name
 
@@ -54,12 +70,13 @@ def main() -> None:
         database.load_demo_data()
         samples.load_sample_rows()  # the rows events/*.json name: make invoke and sam local invoke work on them
         host = os.environ.get("HOST") or DEFAULT_HOST
-        port = int(os.environ.get("PORT", "3000"))
         logging.getLogger("werkzeug").setLevel(logging.INFO)
+        # Bound before saying where: a port in use ends the start with werkzeug's message, not after our line.
+        server = make_server(host, port, LocalApiGateway(), threaded=True)
         where = "DATABASE_URL" if database.embedded_server is None else "embedded PostgreSQL"
         shown = "localhost" if host in (DEFAULT_HOST, "localhost") else host
-        print(f"Echo Control on http://{shown}:{port}  (database: {where}; sign in as demo@example.com)")
-        run_simple(host, port, LocalApiGateway(), threaded=True, use_reloader=False)
+        print(f"Echo Control on http://{shown}:{port}  (database: {where}; sign in as demo@example.com)", flush=True)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,11 +1,13 @@
 """The database for local runs and tests: DATABASE_URL if set, else an embedded real PostgreSQL (pgserver)."""
 
-import json
+import atexit
+import fcntl
 import os
+import subprocess
 import warnings
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -13,40 +15,59 @@ from local_runner.template import ROOT
 
 EMBEDDED_DIR = ROOT / ".data" / "postgres"
 embedded_server: Any = None  # the pgserver handle this process holds, if it started or joined one
+# A shared lock on a file beside the data directory, held while this process uses the embedded server. The
+# kernel drops it when a process ends however it ends (kill -9 included), so "is anyone else still using the
+# server?" is one non-blocking exclusive lock: no list of pids that a dead or recycled pid can corrupt.
+_users_lock: IO[bytes] | None = None
 
 
 def embedded_server_url(database: str, data_dir: Path = EMBEDDED_DIR) -> str:
     """Starts (or reuses) the embedded server under data_dir and makes sure `database` exists."""
-    global embedded_server
+    global embedded_server, _users_lock
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    forget_dead_handles(data_dir)
-    embedded_server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    users_lock = open(data_dir.with_name(data_dir.name + ".users.lock"), "ab")  # noqa: SIM115 (held for life)
+    fcntl.flock(users_lock, fcntl.LOCK_SH)  # waits while a last user is stopping the server
+    _users_lock = users_lock
+    atexit.register(stop_embedded_server)
+    # Stopping is ours (stop_embedded_server), not pgserver's: it counts users in a file of pids.
+    embedded_server = pgserver.get_server(data_dir, cleanup_mode=None)
     create_database(embedded_server.get_uri("postgres"), database)
     return str(embedded_server.get_uri(database))
 
 
-def forget_dead_handles(data_dir: Path) -> None:
-    """pgserver stops the server when the last process holding it exits, counting holders in a file; a
-    holder killed without cleanup stays listed forever and the server would never stop again."""
-    import psutil
-    from pgserver.postgres_server import PostgresServer
-
-    holders = data_dir / ".handle_pids.json"
-    with PostgresServer._lock:  # the lock pgserver takes around its own reads and writes of the file
-        if holders.exists():
-            alive = [pid for pid in json.loads(holders.read_text() or "[]") if psutil.pid_exists(pid)]
-            holders.write_text(json.dumps(alive))
-
-
 def stop_embedded_server() -> None:
     """Stops the embedded server unless another live process (a test run, a second runner) still uses it."""
-    global embedded_server
-    if embedded_server is not None:
-        embedded_server.cleanup()
-        embedded_server = None
+    global embedded_server, _users_lock
+    server, users_lock = embedded_server, _users_lock
+    embedded_server = _users_lock = None
+    if users_lock is None:
+        return
+    with users_lock:
+        # Unlock, then try exclusively: of two users leaving at once, at least one gets it and stops the server.
+        fcntl.flock(users_lock, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(users_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # still in use; its last user stops it
+        if server is not None:
+            _stop_postgres(server)
+
+
+def _stop_postgres(server: Any) -> None:
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+    from pgserver.utils import PostmasterInfo
+
+    postmaster = PostmasterInfo.read_from_pgdata(server.pgdata)
+    if postmaster is None or postmaster.process is None or not postmaster.process.is_running():
+        return
+    try:
+        pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
+    except subprocess.CalledProcessError:  # pg_ctl could not: end the postmaster itself
+        postmaster.process.terminate()
+        postmaster.process.wait(10)
 
 
 def with_database(url: str, database: str) -> str:

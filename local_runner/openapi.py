@@ -71,7 +71,8 @@ def _limits() -> str:
             f"- token counts 0 to {models.MAX_TOKENS:,} each; cost 0 to {models.MAX_COST} USD per call",
             f"- payments {models.MIN_PAYMENT} to {models.MAX_PAYMENT:,} USD; adjustments up to "
             f"{models.MAX_ADJUSTMENT:,} USD",
-            f"- payouts in cents, from ECHO_MIN_PAYOUT_USD (10 by default) to {models.MAX_PAYOUT:,} USD",
+            '- payouts in dollars with at most 2 decimal places ("15.00"), from ECHO_MIN_PAYOUT_USD (10 by default) '
+            f"to {models.MAX_PAYOUT:,} USD",
             f"- pages of at most {models.MAX_PAGE_SIZE} transactions (default {models.DEFAULT_PAGE_SIZE})",
             f"- an app's prices: at most {models.MAX_PRICED_MODELS} allowed models and {models.MAX_PRICED_MODELS} "
             f"overrides, model names of {models.MAX_PRICED_MODEL_LENGTH} characters, 0 to "

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -20,6 +21,12 @@ AUTHORIZER_FAILURE = {
     "message": "Please retry",
 }
 STAGE = "local"
+# The hosts the runner answers for (any port), beside ECHO_ALLOWED_HOSTS: any other Host header is refused, so a web
+# page on another name that resolves to this machine (DNS rebinding) cannot drive the runner, and no Host can put a
+# stranger's address in a checkout link.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# Where a server bound to every address is reached from this machine.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - names, not binds
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -28,6 +35,30 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
     return _json(status, {"error": {"code": code, "message": message, "details": None}, "message": message}, headers)
+
+
+def allowed_hosts() -> frozenset[str]:
+    extra = os.environ.get("ECHO_ALLOWED_HOSTS", "")
+    return LOOPBACK_HOSTS | {name.strip().lower() for name in extra.split(",") if name.strip()}
+
+
+def host_name(host: str) -> str | None:
+    """The name in a Host header (`[::1]:3000` → `[::1]`), lowercased; None when it is not one."""
+    name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not name or (port and not port.isdigit()):
+        name, port = host, ""
+    if not name or any(c in name for c in "/?#@ "):
+        return None
+    return name.lower()
+
+
+def own_url(request: Request) -> str:
+    """The address this runner is bound to, as this machine reaches it: where the mocks send their webhooks."""
+    bound, port = str(request.environ.get("SERVER_NAME", "")), str(request.environ.get("SERVER_PORT", "80"))
+    server = _WILDCARDS.get(bound, bound)
+    if ":" in server and not server.startswith("["):
+        server = f"[{server}]"
+    return f"http://{server}:{port}"
 
 
 def proxy_event(request: Request, route: template.Route, path_params: dict[str, str]) -> dict[str, Any]:
@@ -72,6 +103,8 @@ def proxy_event(request: Request, route: template.Route, path_params: dict[str, 
                 "sourceIp": request.remote_addr or "127.0.0.1",
                 "userAgent": request.user_agent.string,
             },
+            # Not API Gateway's: the local mocks' webhook target (echo_control.origins.own_webhook_url).
+            "localRunnerUrl": own_url(request),
         },
     }
 
@@ -112,6 +145,8 @@ class LocalApiGateway:
         return self.handle(request)(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        if host_name(request.host) not in allowed_hosts():
+            return _error(400, "invalid_host", "This server answers only for its own host names (ECHO_ALLOWED_HOSTS)")
         matches = [(r, p) for r in self.api.routes if (p := r.match(request.path)) is not None]
         if any(not r.greedy for r, _ in matches):  # a declared resource answers its path, even with a 405
             matches = [(r, p) for r, p in matches if not r.greedy]

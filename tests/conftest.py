@@ -1,15 +1,18 @@
 """Shared fixtures: a real PostgreSQL per test session, the local API gateway, signed-in users."""
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +28,24 @@ def _test_signing_key() -> str:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the run, no PostgreSQL started on a test's data directory may still be running (each is stopped,
+    so the next run does not find one, and the failing test is named by its directory)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    left = [
+        process
+        for process in psutil.process_iter(["name", "cmdline", "ppid"])
+        if process.info["name"] == "postgres" and any(arg.startswith(base) for arg in process.info["cmdline"] or [])
+    ]
+    postmasters = [process for process in left if process.info["ppid"] not in {p.pid for p in left}]
+    for postmaster in postmasters:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            postmaster.send_signal(signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+    assert postmasters == [], f"tests left PostgreSQL running: {[p.info['cmdline'] for p in postmasters]}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -44,8 +44,7 @@ WHERE t.earned_amount > t.markup_amount
                                 OR e.amount IS DISTINCT FROM t.earned_amount))
    OR (t.earned_amount = 0 AND e.entries IS NOT NULL)
    OR coalesce(l.earned, 0) > t.earned_amount
-   OR (t.debt_repaid = 0 AND coalesce(l.earned, 0) <> t.earned_amount AND EXISTS (
-           SELECT 1 FROM call_lots c WHERE c.transaction_id = t.id))
+   OR (coalesce(l.earned, 0) <> t.earned_amount AND EXISTS (SELECT 1 FROM call_lots c WHERE c.transaction_id = t.id))
 UNION ALL
 SELECT e.reference_id, NULL, NULL, NULL, NULL, e.user_id, e.amount, 1, NULL FROM earning_entries e
 WHERE e.kind = 'markup' AND NOT EXISTS (SELECT 1 FROM llm_transactions t WHERE t.id = e.reference_id)
@@ -177,3 +176,18 @@ WHERE b.balance <> coalesce(l.total, 0) - b.debt OR (b.debt > 0 AND coalesce(l.l
 def lot_mismatches() -> list[dict[str, Any]]:
     """Users whose balance is not their lots less their debt, or who owe while credits are left (should be none)."""
     return db.connection().execute(LOT_MISMATCHES).fetchall()
+
+
+# Earnings come only from cash: what a call earned from each lot is nothing for a grant or a non-cash adjustment, and
+# never more than the markup's share of what that lot paid; what a reversal took back never more than that.
+CASH_UNBACKED_EARNINGS = """
+SELECT c.transaction_id, c.lot_id, l.source, l.cash, c.amount, c.earned, c.reversed, t.cost, t.markup_amount
+FROM call_lots c JOIN credit_lots l ON l.id = c.lot_id JOIN llm_transactions t ON t.id = c.transaction_id
+WHERE (NOT l.cash AND c.earned <> 0) OR c.earned > t.markup_amount * c.amount / nullif(t.cost, 0)
+   OR c.reversed > c.earned
+"""
+
+
+def cash_unbacked_earnings() -> list[dict[str, Any]]:
+    """What calls took from lots that earned more than cash paid for (should be none)."""
+    return db.connection().execute(CASH_UNBACKED_EARNINGS).fetchall()

@@ -137,6 +137,7 @@ def clerk_issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[rsa.RSAPriva
     monkeypatch.setenv("ECHO_AUTH_MODE", "clerk")
     monkeypatch.setenv("ECHO_JWKS_URL", f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
     monkeypatch.setenv("ECHO_JWT_ISSUER", issuer)
+    monkeypatch.setenv("ECHO_CLERK_SIGN_IN_URL", "https://accounts.example.test/sign-in")
     yield key, issuer
     server.shutdown()
 

@@ -28,6 +28,20 @@ def test_the_build_holds_the_layer_and_every_function(built: None) -> None:
         assert (emulator.BUILD_DIR / logical_id / "app.py").exists(), logical_id
 
 
+LAYER_BUDGET_MB = 100  # Lambda allows 250 MB unzipped for a function and its layers together
+# What Lambda's python3.12 runtime provides (requirements-lambda.in): a copy in the layer would only shadow it.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "awslambdaric")
+
+
+def test_the_built_layer_stays_within_its_budget_and_leaves_the_runtimes_packages_out(built: None) -> None:
+    files = [path for path in emulator.LAYER_PYTHON.rglob("*") if path.is_file()]
+    size_mb = sum(path.stat().st_size for path in files) / 1e6
+    assert size_mb < LAYER_BUDGET_MB, f"the built layer is {size_mb:.0f} MB"
+    bundled = {path.name.split("-")[0].removesuffix(".py").lower() for path in emulator.LAYER_PYTHON.iterdir()}
+    assert bundled.isdisjoint(RUNTIME_PACKAGES), bundled & set(RUNTIME_PACKAGES)
+    assert "genai_prices" not in bundled  # prices come from the snapshot (echo_control/prices/)
+
+
 @pytest.mark.parametrize("event_file", EVENTS, ids=[e.stem for e in EVENTS])
 def test_built_function_answers_its_sample_event(
     event_file: Path, built: None, live_server: str, monkeypatch: pytest.MonkeyPatch

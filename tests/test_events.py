@@ -38,6 +38,7 @@ EXPECTED_STATUS = {
     "export_transactions": 200,
     "show_home": 303,
     "show_sign_in": 200,
+    "complete_sign_in": 404,  # the callback of ECHO_AUTH_MODE=oidc; the samples run in dev mode
     "sign_in": 303,
     "sign_out": 303,
     "show_dashboard": 200,
@@ -123,19 +124,28 @@ def test_sample_event_through_its_handler(
             json.loads(result["body"])
 
 
-@pytest.mark.parametrize("name", ["record_transaction", "create_echo_app", "create_api_key"])
-def test_an_event_for_a_user_the_database_lacks_is_404(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "status", "code"),
+    [
+        ("record_transaction", 402, "insufficient_balance"),  # no balance row: nothing to spend
+        ("create_echo_app", 404, "not_found"),
+        ("create_api_key", 404, "not_found"),
+    ],
+)
+def test_an_event_for_a_user_the_database_lacks_is_refused(name: str, status: int, code: str) -> None:
     """A caller the authorizer let in but the database no longer has (deleted since, or a sample event run on an
-    empty database) gets a 404 and nothing is written, never a 500."""
+    empty database) is refused and nothing is written, never a 500."""
     from echo_control import db
 
     event = json.loads((ROOT / "events" / f"{name}.json").read_text())
     ghost = str(uuid4())
     event["requestContext"]["authorizer"].update({"userId": ghost, "principalId": ghost})
+    if "apiKeyId" in event["requestContext"]["authorizer"]:  # the user's key went with them
+        event["requestContext"]["authorizer"]["apiKeyId"] = str(uuid4())
     result = load_handler(_function_dir(ROOT / "events" / f"{name}.json"))(event, LambdaContext(name))
-    assert result["statusCode"] == 404, result["body"]
-    assert json.loads(result["body"])["error"]["code"] == "not_found"
+    assert result["statusCode"] == status, result["body"]
+    assert json.loads(result["body"])["error"]["code"] == code
     with db.transaction() as conn:
-        assert conn.execute("SELECT count(*) AS n FROM idempotency_keys WHERE user_id = %s", [ghost]).fetchone() == {
-            "n": 0
-        }
+        scopes = [ghost, event["requestContext"]["authorizer"].get("apiKeyId", ghost)]
+        claims = conn.execute("SELECT count(*) AS n FROM idempotency_keys WHERE scope_id::text = ANY(%s)", [scopes])
+        assert claims.fetchone() == {"n": 0}

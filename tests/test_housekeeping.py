@@ -59,7 +59,8 @@ def execute(sql: str, params: Any = None) -> list[dict[str, Any]]:
 
 def age_idempotency_key(user_id: str, key: str, hours: float) -> None:
     execute(
-        "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => %s) WHERE user_id = %s AND key = %s",
+        "UPDATE idempotency_keys i SET created_at = now() - make_interval(secs => %s) FROM api_keys k "
+        "WHERE i.scope_kind = 'api_key' AND k.id = i.scope_id AND k.user_id = %s AND i.key = %s",
         [hours * 3600, user_id, key],
     )
 
@@ -222,8 +223,9 @@ def test_expired_flashes_and_finished_rate_limit_windows_are_cleared() -> None:
 
 def add_old_rows(user_id: str, keys: int, pending_payments: int) -> None:
     execute(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) "
-        "SELECT %s, 'old-' || n, 'h', now() - interval '30 hours' - make_interval(secs => n) "
+        "INSERT INTO idempotency_keys (scope_kind, scope_id, key, operation, request_hash, created_at) "
+        "SELECT 'user', %s, 'old-' || n, 'record_transaction', 'h', "
+        "now() - interval '30 hours' - make_interval(secs => n) "
         "FROM generate_series(1, %s) n",
         [user_id, keys],
     )

@@ -202,7 +202,8 @@ def test_a_connection_killed_mid_debit_leaves_nothing_and_a_retry_succeeds_once(
     assert reply.status == 503 and reply.headers["Retry-After"]
     assert balance_of(key_holder) == Decimal("1.00")
     assert count(database_url, "SELECT count(*) FROM llm_transactions WHERE user_id = %s", [user_id]) == 0
-    assert count(database_url, "SELECT count(*) FROM idempotency_keys WHERE user_id = %s", [user_id]) == 0
+    claims = "SELECT count(*) FROM idempotency_keys i JOIN api_keys k ON k.id = i.scope_id WHERE k.user_id = %s"
+    assert count(database_url, claims, [user_id]) == 0
     retried = [key_holder.call("POST", "/api/transactions", CALL, headers=headers) for _ in range(3)]
     assert [r.status for r in retried] == [201, 201, 201]
     assert len({r.body["id"] for r in retried}) == 1

@@ -1,6 +1,7 @@
 """`make dev` as a newcomer runs it: the runner in its own process with its own embedded PostgreSQL, the
 README's quickstart executed line for line against it, and nothing left running after it stops."""
 
+import contextlib
 import json
 import os
 import re
@@ -69,7 +70,8 @@ def postgres_processes(data_dir: Path) -> list[psutil.Process]:
         cmdline = process.info["cmdline"] or []
         if cmdline and cmdline[0].endswith("/postgres") and str(data_dir / "postgres") in cmdline:
             found.append(process)
-            found.extend(process.children(recursive=True))
+            with contextlib.suppress(psutil.NoSuchProcess):  # it may be stopping while we look
+                found.extend(process.children(recursive=True))
     return found
 
 
@@ -133,23 +135,107 @@ def test_the_readme_customers_and_payouts_work_line_for_line(runner: Runner) -> 
     assert earnings == {"available": "0.000000", "paidOut": "15.000000", "lifetime": "15.000000"}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_stopping_the_runner_stops_its_postgres(runner: Runner, data_dir: Path, signum: int) -> None:
-    if signum == signal.SIGTERM:
-        # A holder that died without cleanup (kill -9) is still listed by pgserver; it must not keep the
-        # server alive.
-        dead = subprocess.Popen(["true"])
-        dead.wait()
-        holders = data_dir / "postgres" / ".handle_pids.json"
-        holders.write_text(json.dumps([dead.pid, *json.loads(holders.read_text())]))
-        running = start_runner(data_dir)
-    else:
-        running = runner
-    try:
-        assert postgres_processes(data_dir), "the embedded PostgreSQL runs while the runner does"
-        assert running.stop(signum) == 0
-        psutil.wait_procs(postgres_processes(data_dir), timeout=10)
-        assert postgres_processes(data_dir) == []
-    finally:
+# --- stopping: nothing left running, however it is stopped -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory of its own for the stopping tests: each one starts its runners on it and must leave
+    its server stopped."""
+    return tmp_path_factory.mktemp("stop-data")
+
+
+@pytest.fixture
+def runners(stop_dir: Path) -> Iterator[list[Runner]]:
+    """The runners a test starts on stop_dir; whatever it leaves running is killed afterwards."""
+    started: list[Runner] = []
+    yield started
+    for running in started:
         if running.process.poll() is None:
             running.process.kill()
+            running.process.wait()
+
+
+def gone(data_dir: Path) -> list[psutil.Process]:
+    """The embedded server's processes still running a while after its runner exited (none, if it stopped)."""
+    psutil.wait_procs(postgres_processes(data_dir), timeout=20)
+    return postgres_processes(data_dir)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+def test_stopping_the_runner_stops_its_postgres(stop_dir: Path, runners: list[Runner], signum: int) -> None:
+    runners.append(running := start_runner(stop_dir))
+    assert postgres_processes(stop_dir), "the embedded PostgreSQL runs while the runner does"
+    assert running.stop(signum) == 0
+    assert gone(stop_dir) == []
+
+
+def test_a_runner_killed_without_cleanup_does_not_keep_the_server_alive(stop_dir: Path, runners: list[Runner]) -> None:
+    runners.append(killed := start_runner(stop_dir))
+    killed.stop(signal.SIGKILL)  # no cleanup at all: the server stays up, as after a crash
+    assert postgres_processes(stop_dir)
+    # Its pid soon belongs to another process (pids recycle fast on a busy machine): pgserver's list of its
+    # users' pids names it still, and that must not keep the server alive.
+    with subprocess.Popen(["sleep", "60"]) as recycled:
+        holders = stop_dir / "postgres" / ".handle_pids.json"
+        holders.write_text(
+            json.dumps([recycled.pid if pid == killed.process.pid else pid for pid in json.loads(holders.read_text())])
+        )
+        runners.append(last := start_runner(stop_dir))
+        assert last.stop(signal.SIGTERM) == 0
+        assert gone(stop_dir) == []
+        recycled.kill()
+
+
+def test_the_server_stops_with_the_last_runner_using_it(stop_dir: Path, runners: list[Runner]) -> None:
+    runners.append(first := start_runner(stop_dir))
+    runners.append(second := start_runner(stop_dir))
+    assert first.stop(signal.SIGTERM) == 0
+    with urllib.request.urlopen(f"{second.url}/sign-in", timeout=10) as page:  # still served, from its database
+        assert page.status == 200
+    assert postgres_processes(stop_dir)
+    assert second.stop(signal.SIGINT) == 0
+    assert gone(stop_dir) == []
+
+
+def test_repeated_signals_during_shutdown_still_stop_postgres(stop_dir: Path, runners: list[Runner]) -> None:
+    """`kill -TERM -- -PGID` reaches make and the runner, an impatient user presses Ctrl-C again: signals keep
+    coming while the runner stops PostgreSQL, and none of them may cut that short."""
+    runners.append(running := start_runner(stop_dir))
+    signals = [signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    sent = 0
+    while running.process.poll() is None and sent < 2000:
+        running.process.send_signal(signals[sent % len(signals)])
+        sent += 1
+        time.sleep(0.005)
+    assert running.process.wait(timeout=60) == 0
+    assert sent > 1, "more than one signal reached the runner while it stopped"
+    assert gone(stop_dir) == []
+
+
+def run_make_dev(**env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m local_runner` as `make dev` runs it, with env's variables, to its end."""
+    child_env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST", "DATABASE_URL")}
+    child_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "local_runner"], cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "-1"])
+def test_a_port_that_is_not_a_port_is_one_clear_line(port: str) -> None:
+    done = run_make_dev(PORT=port)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"PORT must be a port number from 1 to 65535, not {port!r}"]
+    assert "Echo Control on" not in done.stdout
+
+
+def test_a_port_in_use_fails_before_saying_where_it_runs(runner: Runner) -> None:
+    taken = runner.url.rsplit(":", 1)[1]
+    done = run_make_dev(PORT=taken, ECHO_DATA_DIR=str(runner.data_dir))
+    assert done.returncode != 0
+    assert "Echo Control on" not in done.stdout
+    assert f"Port {taken} is in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    with urllib.request.urlopen(f"{runner.url}/sign-in", timeout=10) as page:  # and it left the server running
+        assert page.status == 200

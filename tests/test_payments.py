@@ -424,12 +424,18 @@ def test_no_shape_of_a_signed_event_gives_a_5xx(api: Api, event_type: str, data:
     assert reply.status < 500, reply.body
 
 
-def test_a_total_that_differs_from_the_stored_amount_is_logged(api: Api, pending, caplog) -> None:
+def test_a_total_below_the_stored_amount_credits_what_was_collected_and_is_logged(api: Api, pending, caplog) -> None:
     event = completed_event(pending["paymentId"], pending["userId"], pending["sessionId"], 1999)
     with caplog.at_level("WARNING"):
         assert deliver(api, event).status == 200
     assert any("differs from the payment's amount" in r.getMessage() for r in caplog.records)
-    assert balance(pending["session"]) == Decimal("20")  # what the buyer chose is what is credited
+    assert balance(pending["session"]) == Decimal("19.99")  # what Stripe collected, not what was asked
+
+
+def test_a_total_above_the_stored_amount_credits_no_more_than_was_asked(api: Api, pending) -> None:
+    event = completed_event(pending["paymentId"], pending["userId"], pending["sessionId"], 2500)
+    assert deliver(api, event).status == 200
+    assert balance(pending["session"]) == Decimal("20")
 
 
 def test_an_expired_checkout_session_expires_its_pending_payment(api: Api, pending) -> None:

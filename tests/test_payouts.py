@@ -49,6 +49,8 @@ def send_event(api: Api, event_type: str, obj: dict[str, Any], secret: str, even
         "type": event_type,
         "data": {"object": obj},
     }
+    if event_type.startswith("account.") and isinstance(obj.get("id"), str):
+        event["account"] = obj["id"]  # a Connect event comes from the connected account it is about
     payload = json.dumps(event)
     reply = api.call(
         "POST",

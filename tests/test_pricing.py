@@ -171,3 +171,96 @@ def test_the_split_adds_up_to_the_micro_dollar(provider_cost: Decimal, markup: D
     assert split.markup_amount >= 0 and split.cost.as_tuple().exponent >= -6
     if markup == 1:
         assert split.markup_amount == 0
+
+
+# --- the snapshot: genai-prices' data, read in milliseconds ---------------------------------------------------
+
+
+def test_the_snapshot_is_the_locked_genai_prices_data() -> None:
+    """echo_control/prices/ is what `make prices` writes from the installed (locked) genai-prices: after an upgrade,
+    a stale snapshot fails here."""
+    from echo_control import price_snapshot
+    from local_runner import prices
+
+    stored = {path.name: path.read_text(encoding="utf-8") for path in price_snapshot.SNAPSHOT.glob("*.json")}
+    assert stored == prices.render(), "run `make prices`"
+
+
+def _moments(model: Any) -> list[datetime]:
+    """Now, and either side of every date and time of day from which one of the model's prices applies."""
+    from datetime import time, timedelta
+
+    from genai_prices import types
+
+    moments = [datetime.now(UTC)]
+    for conditional in model.prices if isinstance(model.prices, list) else []:
+        constraint = conditional.constraint
+        if isinstance(constraint, types.StartDateConstraint):
+            start = datetime.combine(constraint.start_date, time(0), tzinfo=UTC)
+            moments += [start, start - timedelta(seconds=1)]
+        elif isinstance(constraint, types.TimeOfDateConstraint):
+            for edge in (constraint.start_time, constraint.end_time):
+                at = datetime.combine(datetime(2026, 6, 1), edge)
+                at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+                moments += [at, at - timedelta(seconds=1)]
+    return moments
+
+
+def _usages(model: Any) -> list[pricing.TokenCounts]:
+    """Plain, cached and large calls, and either side of every tier's threshold."""
+    from genai_prices import types
+
+    starts = {
+        tier.start
+        for conditional in (
+            model.prices if isinstance(model.prices, list) else [types.ConditionalPrice(prices=model.prices)]
+        )
+        for price in conditional.prices.__dict__.values()
+        if isinstance(price, types.TieredPrices)
+        for tier in price.tiers
+    }
+    usages = [pricing.TokenCounts(1234, 567), pricing.TokenCounts(9000, 300, cache_read=5000, cache_write=1000)]
+    usages += [pricing.TokenCounts(n, 1000, cache_read=n // 2) for s in starts for n in (s, s + 1)]
+    return usages
+
+
+def test_the_snapshot_finds_and_prices_every_model_as_genai_prices_does() -> None:
+    """Every model of every provider, referred to by its id alone and with its provider, at every moment one of its
+    prices starts (and just before), for plain, cached and tier-crossing calls: the same model, and the same price
+    to the last digit, as genai-prices' own calc_price."""
+    from genai_prices import Usage, calc_price
+    from genai_prices.data import providers
+    from genai_prices.data_snapshot import get_snapshot
+
+    from echo_control import price_snapshot
+
+    mismatches, priced = [], 0
+    for provider in providers:
+        for model in provider.models:
+            for provider_id in (None, provider.id):
+                try:
+                    expected = get_snapshot().find_provider_model(model.id, None, provider_id, None)
+                except LookupError:
+                    expected = None
+                found = price_snapshot.find(model.id, provider_id)
+                if (found and (found.provider, found.id)) != (expected and (expected[0].id, expected[1].id)):
+                    mismatches.append(("find", provider_id, model.id, found, expected))
+                    continue
+                if found is None or provider_id is None:
+                    continue
+                for at in _moments(model):
+                    for tokens in _usages(model):
+                        counts = {
+                            "input_tokens": tokens.input,
+                            "output_tokens": tokens.output,
+                            "cache_read_tokens": tokens.cache_read,
+                            "cache_write_tokens": tokens.cache_write,
+                        }
+                        ours = price_snapshot.cost(found, counts, at)
+                        priced += 1
+                        usage = Usage(**counts)
+                        theirs = calc_price(usage, model.id, provider_id=provider_id, genai_request_timestamp=at)
+                        if ours != theirs.total_price:
+                            mismatches.append((provider_id, model.id, at, tokens, ours, theirs.total_price))
+    assert mismatches == []
+    assert priced > 5000

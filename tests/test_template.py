@@ -17,14 +17,9 @@ STRIPE = "StripeSecretArn"
 
 # The secrets each function reads. Everything that touches PostgreSQL reads the database secret; only what
 # creates checkouts or verifies Stripe's signatures reads the Stripe secret. The rest read none: the API's
-# documents, the sign-in page and sign-out, and the mock checkout (which in the cloud always answers 404).
-NO_SECRET = {
-    "GetOpenapiDocumentFunction",
-    "ListModelsFunction",
-    "ShowApiDocsFunction",
-    "ShowSignInFunction",
-    "SignOutFunction",
-}
+# documents and the mock checkout (which in the cloud always answers 404). Sign-in and sign-out read the database:
+# sessions and OpenID Connect sign-ins are rows.
+NO_SECRET = {"GetOpenapiDocumentFunction", "ListModelsFunction", "ShowApiDocsFunction"}
 NO_SECRET |= {"ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
 NO_SECRET |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
 PAYMENT_FUNCTIONS = {"CreatePaymentLinkFunction", "BuyCreditsFunction", "StripeWebhookFunction"}

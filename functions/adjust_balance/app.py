@@ -1,12 +1,13 @@
-"""POST /api/balance — an admin credits or debits a user's balance, with a reason."""
+"""POST /api/balance — an admin credits or debits a user's balance, with a reason (idempotencyKey for retries)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import ledger
 from echo_control.errors import Forbidden
-from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, created, entrypoint, make_resolver, user_caller
 from echo_control.models import BalanceAdjust, BalanceOut
 
 app = make_resolver()
@@ -16,12 +17,19 @@ app = make_resolver()
     "/api/balance",
     security=SESSION,
     tags=["Balance"],
-    responses={402: {"description": "A debit would take the balance below zero; nothing changes"}},
+    responses={
+        200: {
+            "description": "The user's balance after it (the same idempotencyKey and request again replays it)",
+            "content": {"application/json": {"model": BalanceOut}},
+        },
+        402: {"description": "A debit would take the balance below zero; nothing changes"},
+        409: {"description": "This idempotencyKey was used for this user with a different request"},
+    },
 )
-def adjust_balance(body: Annotated[BalanceAdjust, Body()]) -> BalanceOut:
+def adjust_balance(body: Annotated[BalanceAdjust, Body()]) -> Response[dict[str, Any]]:
     if not user_caller(app).is_admin:
         raise Forbidden("Only admins may adjust balances")
-    return ledger.adjust_balance(body)
+    return created(ledger.adjust_balance(body), status=200)
 
 
 lambda_handler = entrypoint(app)

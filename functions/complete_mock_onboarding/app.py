@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from echo_control import pages, payments, payouts
+from echo_control import origins, pages, payments, payouts
 from echo_control.http import entrypoint, make_resolver
 
 app = make_resolver()
@@ -14,7 +14,7 @@ app = make_resolver()
 @app.post("/connect/mock/<account_id>/complete", include_in_schema=False)
 def complete_mock_onboarding(account_id: Annotated[str, Path(max_length=100)]) -> Response[str]:
     fields = pages.form(app)
-    payouts.mock_complete_onboarding(account_id, pages.base_url(app))
+    payouts.mock_complete_onboarding(account_id, origins.own_webhook_url(app.current_event.raw_event))
     back = pages.local_path(fields.get("return"), "/earnings")
     return pages.redirect(payments.with_query(back, onboarding="complete"))
 

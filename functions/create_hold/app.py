@@ -3,11 +3,11 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import holds
-from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
-from echo_control.models import NO_NUL, HoldCreate, HoldCreated
+from echo_control.http import API_KEY, IdempotencyKey, created, entrypoint, key_caller, make_resolver
+from echo_control.models import HoldCreate, HoldCreated
 
 app = make_resolver()
 
@@ -19,18 +19,13 @@ app = make_resolver()
     responses={
         201: {"description": "Reserved", "content": {"application/json": {"model": HoldCreated}}},
         402: {"description": "What is available (or the key's limit) does not cover it; nothing is reserved"},
-        409: {"description": "This Idempotency-Key was used with a different request"},
+        409: {"description": "This API key used this Idempotency-Key with a different request"},
     },
 )
 def create_hold(
-    body: Annotated[HoldCreate, Body()],
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
-    ] = None,
+    body: Annotated[HoldCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[dict[str, Any]]:
-    status, response, replayed = holds.create_hold(key_caller(app), body, idempotency_key)
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(status_code=status, content_type=JSON, body=response, headers=headers)
+    return created(holds.create_hold(key_caller(app), body, idempotency_key))
 
 
 lambda_handler = entrypoint(app)

@@ -3,11 +3,11 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import observability, payouts
-from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
-from echo_control.models import NO_NUL, PayoutCreate, PayoutOut
+from echo_control.http import SESSION, IdempotencyKey, entrypoint, json_response, make_resolver, user_caller
+from echo_control.models import PayoutCreate, PayoutOut
 
 app = make_resolver()
 
@@ -20,17 +20,18 @@ app = make_resolver()
         201: {"description": "The payout, as it is now", "content": {"application/json": {"model": PayoutOut}}},
         402: {"description": "The amount exceeds the available earnings; nothing is recorded"},
         409: {"description": "Payouts are not enabled (onboarding unfinished), or the Idempotency-Key was reused"},
-        422: {"description": "Below the minimum payout (ECHO_MIN_PAYOUT_USD), or not an amount in cents"},
+        422: {
+            "description": "Below the minimum payout (ECHO_MIN_PAYOUT_USD), "
+            "or not dollars with at most 2 decimal places"
+        },
         502: {"description": "Stripe did not confirm the transfer: the payout stays pending; retry with the same key"},
     },
 )
 def create_payout(
     body: Annotated[PayoutCreate, Body()],
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response[PayoutOut]:
-    payout, replayed = payouts.request_payout(user_caller(app).user_id, body.amount, idempotency_key)
+    payout, replayed = payouts.request_payout(user_caller(app).user_id, body, idempotency_key)
     if not replayed:
         observability.count("PayoutsRequested")
     return json_response(payout, 201, headers={"Idempotent-Replayed": "true"} if replayed else {})

@@ -20,7 +20,7 @@ def create_payout_page() -> Response[str]:
     with pages.form_errors(back="/earnings", form="payout", values=fields):
         body = pages.parse_form(PayoutCreate, fields)
         try:
-            paid, _ = payouts.request_payout(who.user_id, body.amount, key)
+            paid, _ = payouts.request_payout(who.user_id, body, key)
         except BadGateway:  # the payout stays pending; the page says so and offers to ask again with the same key
             pending = "Stripe has not confirmed this payout yet: it is pending. Try again in a moment."
             retry = {"amount": format(body.amount, "f"), "key": key}

@@ -1,4 +1,7 @@
-"""GET /api/ledger — the balance statement: every entry, newest first, with the balance after it (JSON or CSV)."""
+"""GET /api/ledger — the balance statement: every entry, newest first, with the balance after it (JSON or CSV).
+
+A signed-in user's only: the statement lists every app's calls, payments and admins' reasons, which an API key (one
+app's) must not read; a key is 403 `user_session_required`, as on /api/transactions."""
 
 from typing import Annotated, Any, Literal
 
@@ -6,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from echo_control import auth, ledger
-from echo_control.http import JSON, SESSION_OR_API_KEY, ActingUserId, caller, entrypoint, make_resolver
+from echo_control.http import JSON, SESSION, ActingUserId, entrypoint, make_resolver, user_caller
 from echo_control.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, NO_NUL, LedgerPage
 
 app = make_resolver()
@@ -14,7 +17,7 @@ app = make_resolver()
 
 @app.get(
     "/api/ledger",
-    security=SESSION_OR_API_KEY,
+    security=SESSION,
     tags=["Balance"],
     responses={
         200: {
@@ -29,7 +32,7 @@ def get_ledger(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response[Any]:
-    page = ledger.statement(auth.acting_user(caller(app), user_id), cursor, limit)
+    page = ledger.statement(auth.acting_user(user_caller(app), user_id), cursor, limit)
     if format == "csv":
         headers = {"Content-Disposition": 'attachment; filename="statement.csv"'}
         if page.next_cursor:

@@ -5,7 +5,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from echo_control import pages, payments
+from echo_control import origins, pages, payments
 from echo_control.http import entrypoint, make_resolver
 
 app = make_resolver()
@@ -14,7 +14,7 @@ app = make_resolver()
 @app.post("/checkout/mock/<session_id>/pay", include_in_schema=False)
 def pay_mock_checkout(session_id: Annotated[str, Path(max_length=100)]) -> Response[str]:
     fields = pages.form(app)
-    payments.mock_pay(session_id, pages.base_url(app))
+    payments.mock_pay(session_id, origins.own_webhook_url(app.current_event.raw_event))
     return pages.redirect(payments.with_query(pages.local_path(fields.get("return"), "/balance"), payment="success"))
 
 

@@ -3,11 +3,11 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from echo_control import ledger, observability
-from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
-from echo_control.models import NO_NUL, TransactionCreate, TransactionRecorded
+from echo_control.http import API_KEY, IdempotencyKey, created, entrypoint, key_caller, make_resolver
+from echo_control.models import TransactionCreate, TransactionRecorded
 
 app = make_resolver()
 
@@ -20,20 +20,16 @@ app = make_resolver()
         201: {"description": "Recorded", "content": {"application/json": {"model": TransactionRecorded}}},
         402: {"description": "The balance does not cover the cost; nothing is recorded"},
         403: {"description": "The app does not allow this model (model_not_allowed), or the caller is not an API key"},
-        409: {"description": "This Idempotency-Key was used with a different request"},
+        409: {"description": "This API key used this Idempotency-Key with a different request"},
     },
 )
 def record_transaction(
-    body: Annotated[TransactionCreate, Body()],
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=NO_NUL)
-    ] = None,
+    body: Annotated[TransactionCreate, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[dict[str, Any]]:
-    status, response, replayed = ledger.record_transaction(key_caller(app), body, idempotency_key)
-    if not replayed:
+    outcome = ledger.record_transaction(key_caller(app), body, idempotency_key)
+    if not outcome.replayed:
         observability.count("TransactionsRecorded")
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(status_code=status, content_type=JSON, body=response, headers=headers)
+    return created(outcome)
 
 
 lambda_handler = entrypoint(app)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from echo_control import holds, observability
-from echo_control.http import API_KEY, JSON, entrypoint, key_caller, make_resolver
+from echo_control.http import API_KEY, created, entrypoint, key_caller, make_resolver
 from echo_control.models import NO_NUL, HoldSettled, TransactionCreate
 
 app = make_resolver()
@@ -27,11 +27,10 @@ app = make_resolver()
 def settle_hold(
     id: Annotated[str, Path(max_length=64, pattern=NO_NUL)], body: Annotated[TransactionCreate, Body()]
 ) -> Response[dict[str, Any]]:
-    status, response, replayed = holds.settle_hold(key_caller(app), id, body)
-    if not replayed:
+    outcome = holds.settle_hold(key_caller(app), id, body)
+    if not outcome.replayed:
         observability.count("TransactionsRecorded")
-    headers = {"Idempotent-Replayed": "true"} if replayed else {}
-    return Response(status_code=status, content_type=JSON, body=response, headers=headers)
+    return created(outcome)
 
 
 lambda_handler = entrypoint(app)

@@ -1,24 +1,36 @@
-"""GET /sign-in — email sign-in in dev mode; a link to Clerk's hosted sign-in in production."""
+"""GET /sign-in — dev mode: sign in with an email; oidc mode: off to the identity provider (oidc.begin); clerk
+mode: a link to Clerk's hosted sign-in."""
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from echo_control import config, pages
+from echo_control import config, oidc, pages
 from echo_control.http import entrypoint
 
 app = pages.page_resolver()
 
 
 @app.get("/sign-in", include_in_schema=False)
-def show_sign_in(next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None) -> Response[str]:
+def show_sign_in(
+    next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None,
+    signed_out: Annotated[str | None, Query(alias="signedOut", max_length=10)] = None,
+) -> Response[str]:
+    settings = config.settings()
+    next_path = pages.local_path(next_path, "/dashboard")
+    # After signing out, a button instead: the provider would sign the person straight back in.
+    if settings.auth_mode == "oidc" and signed_out is None:
+        started = oidc.begin(pages.base_url(app), next_path)
+        state = pages.cookie(oidc.STATE_COOKIE, started.state, secure=pages.is_https(app), max_age=oidc.SIGN_IN_SECONDS)
+        return pages.redirect(started.authorization_url, cookie=state)
     return pages.render_page(
         app,
         "sign_in.html",
-        mode=config.settings().auth_mode,
-        next=pages.local_path(next_path, "/dashboard"),
-        clerk_sign_in_url=config.settings().clerk_sign_in_url,
+        mode=settings.auth_mode,
+        next=next_path,
+        clerk_sign_in_url=settings.clerk_sign_in_url,
+        signed_out=signed_out is not None,
         user=None,
     )
 

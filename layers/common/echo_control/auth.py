@@ -1,8 +1,15 @@
-"""Who is calling: session JWTs (RS256 against a JWKS; in dev mode our own), API keys, and admin rights."""
+"""Who is calling: sessions we start (revocable), a provider's JWTs (RS256 against its JWKS), API keys, and admin
+rights.
+
+A session we start is a row (db.sessions), so signing out ends it at once, as cookie and as bearer: in dev mode
+its token is a JWT naming the row (`sid`); after an OpenID Connect sign-in it is an opaque `ses_…` secret whose
+hash finds the row. A provider's own tokens (clerk and oidc modes, for API clients) are verified by its JWKS and
+live as the provider says."""
 
 import functools
 import hashlib
 import os
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -21,6 +28,8 @@ ALGORITHM = "RS256"
 SESSION_SECONDS = 12 * 3600
 LEEWAY_SECONDS = 30
 DEV_KEY_FILE = "dev-signing-key.pem"
+SESSION_TOKEN_PREFIX = "ses_"  # noqa: S105 - a prefix, not a secret
+SESSION_ENDED = "The session has ended or expired; sign in again"
 
 
 # --- dev mode: the project is its own issuer ---------------------------------------------------------
@@ -72,11 +81,13 @@ def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[st
     user = db.user_for_clerk_id(clerk_id, email, name)
     if user is None:
         raise Unauthorized("Could not sign in")
+    session_id = db.start_session(user["id"], SESSION_SECONDS)
     now = int(time.time())
     claims = {
         "iss": config.settings().jwt_issuer,
         "aud": config.settings().jwt_audience,
         "sub": clerk_id,
+        "sid": str(session_id),
         "email": email,
         "iat": now,
         "nbf": now,
@@ -87,6 +98,35 @@ def issue_dev_session(email: str, name: str | None = None) -> tuple[str, dict[st
     kid = dev_jwks()["keys"][0]["kid"]
     token = jwt.encode(claims, dev_signing_key(), algorithm=ALGORITHM, headers={"kid": kid})
     return token, with_role(user)
+
+
+def start_session(user_id: UUID) -> str:
+    """A new opaque session token for this user (the cookie after an OpenID Connect sign-in), live for
+    SESSION_SECONDS unless signed out first. Only its SHA-256 is stored."""
+    token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.start_session(user_id, SESSION_SECONDS, _token_hash(token))
+    return token
+
+
+def end_session(token: str) -> None:
+    """Signs out: from now on this session's token is refused, as cookie and as bearer. A token that is not a live
+    session of ours (a provider's, a forged or an expired one) has nothing to end."""
+    if token.startswith(SESSION_TOKEN_PREFIX):
+        found = db.session_user_by_token(_token_hash(token))
+        session_id = found["session_id"] if found else None
+    elif config.settings().auth_mode == "dev":
+        try:
+            session_id = as_uuid(str(verify_session(token).get("sid", "")))
+        except Unauthorized:
+            session_id = None
+    else:
+        session_id = None
+    if session_id is not None:
+        db.revoke_session(session_id)
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 # --- verification ------------------------------------------------------------------------------------
@@ -100,25 +140,44 @@ def _jwks_client(url: str) -> "jwt.PyJWKClient":
 
 
 def _verification_key(token: str) -> Any:
-    if config.settings().auth_mode == "dev":
+    settings = config.settings()
+    if settings.auth_mode == "dev":
         return dev_signing_key().public_key()
-    url = config.settings().jwks_url
+    url = settings.jwks_url
+    if not url and settings.auth_mode == "oidc":
+        from echo_control import oidc
+
+        url = oidc.provider_metadata()["jwks_uri"]
     if not url:
         raise Unauthorized("Session verification is not configured (ECHO_JWKS_URL)")
     return _jwks_client(url).get_signing_key_from_jwt(token).key
+
+
+def _expected_issuer_and_audience() -> tuple[str, str]:
+    """Whose tokens this deployment accepts: in oidc mode the provider's ID tokens for our client (unless
+    ECHO_JWT_ISSUER / ECHO_JWT_AUDIENCE say otherwise), else ECHO_JWT_ISSUER and ECHO_JWT_AUDIENCE."""
+    settings = config.settings()
+    if settings.auth_mode == "oidc" and settings.oidc_issuer and settings.oidc_client_id:
+        given = settings.model_fields_set
+        return (
+            settings.jwt_issuer if "jwt_issuer" in given else settings.oidc_issuer,
+            settings.jwt_audience if "jwt_audience" in given else settings.oidc_client_id,
+        )
+    return settings.jwt_issuer, settings.jwt_audience
 
 
 def verify_session(token: str) -> dict[str, Any]:
     """The claims of a valid session token; anything forged, expired or meant for others is refused."""
     import jwt
 
+    issuer, audience = _expected_issuer_and_audience()
     try:
         return jwt.decode(
             token,
             _verification_key(token),
             algorithms=[ALGORITHM],
-            audience=config.settings().jwt_audience,
-            issuer=config.settings().jwt_issuer,
+            audience=audience,
+            issuer=issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
@@ -158,14 +217,36 @@ def authenticate(authorization: str | None) -> dict[str, str]:
             "rateHits": str(key["hits"]),
             "rateRetryAfter": str(key["retry_after"]),
         }
-    claims = verify_session(credential)
-    sub = str(claims["sub"])
-    email = str(claims.get("email") or f"{sub}@users.clerk.invalid")
-    found = db.user_for_clerk_id(sub, email, claims.get("name"))
-    if found is None:
-        raise Unauthorized("This email belongs to another account")
+    if credential.startswith(SESSION_TOKEN_PREFIX):
+        found = db.session_user_by_token(_token_hash(credential))
+        if found is None:
+            raise Unauthorized(SESSION_ENDED)
+    else:
+        found = _token_user(verify_session(credential))
     user = with_role(found)
     return {"userId": str(user["id"]), "email": user["email"], "role": user["role"], "authType": "user"}
+
+
+def _token_user(claims: dict[str, Any]) -> dict[str, Any]:
+    """The user a verified JWT names: in dev mode our own session's (while it lives); else the provider's user,
+    created on first sight (by Clerk user id in clerk mode, by (issuer, sub) in oidc mode)."""
+    settings = config.settings()
+    if settings.auth_mode == "dev":
+        session_id = as_uuid(str(claims.get("sid", "")))
+        found = db.session_user(session_id) if session_id else None
+        if found is None:
+            raise Unauthorized(SESSION_ENDED)
+        return found
+    sub = str(claims["sub"])
+    email = str(claims.get("email") or f"{sub}@users.{settings.auth_mode}.invalid")
+    if settings.auth_mode == "oidc":
+        verified = claims.get("email_verified") in (True, "true")  # Cognito has sent it as a string
+        found = db.user_for_oidc_identity(str(claims["iss"]), sub, email, claims.get("name"), verified)
+    else:
+        found = db.user_for_clerk_id(sub, email, claims.get("name"))
+    if found is None:
+        raise Unauthorized("This email belongs to another account")
+    return found
 
 
 def authorizer_policy(event: dict[str, Any]) -> dict[str, Any]:

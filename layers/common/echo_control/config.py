@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from echo_control.errors import ConfigurationError
 from echo_control.observability import count, logger
@@ -41,6 +41,7 @@ SECRET_VARIABLES = {
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_CONNECT_WEBHOOK_SECRET",
     "ECHO_DEV_SIGNING_KEY",
+    "ECHO_OIDC_CLIENT_SECRET",
 }
 
 
@@ -89,14 +90,18 @@ class Settings(BaseModel):
     stripe_webhook_secret: WebhookSecret | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)
     stripe_connect_webhook_secret: WebhookSecret | None = Field(None, alias="STRIPE_CONNECT_WEBHOOK_SECRET", repr=False)
     stripe_api_base: BaseUrl | None = Field(None, alias="STRIPE_API_BASE")
-    auth_mode: Literal["dev", "clerk"] = Field("dev", alias="ECHO_AUTH_MODE")
+    auth_mode: Literal["dev", "clerk", "oidc"] = Field("dev", alias="ECHO_AUTH_MODE")
     admin_emails: Annotated[frozenset[str], BeforeValidator(_emails)] = Field(frozenset(), alias="ECHO_ADMIN_EMAILS")
     dev_sign_in_grants_admin: bool = Field(False, alias="ECHO_DEV_SIGN_IN_GRANTS_ADMIN")
     dev_signing_key: str | None = Field(None, alias="ECHO_DEV_SIGNING_KEY", repr=False)
     jwks_url: BaseUrl | None = Field(None, alias="ECHO_JWKS_URL")
     jwt_issuer: str = Field("echo-control-dev", alias="ECHO_JWT_ISSUER", min_length=1)
     jwt_audience: str = Field("echo-control", alias="ECHO_JWT_AUDIENCE", min_length=1)
-    clerk_sign_in_url: str = Field("#", alias="ECHO_CLERK_SIGN_IN_URL")
+    clerk_sign_in_url: BaseUrl | None = Field(None, alias="ECHO_CLERK_SIGN_IN_URL")
+    oidc_issuer: BaseUrl | None = Field(None, alias="ECHO_OIDC_ISSUER")
+    oidc_client_id: str | None = Field(None, alias="ECHO_OIDC_CLIENT_ID", min_length=1, max_length=256)
+    oidc_client_secret: str | None = Field(None, alias="ECHO_OIDC_CLIENT_SECRET", repr=False)
+    oidc_client_secret_arn: str | None = Field(None, alias="ECHO_OIDC_CLIENT_SECRET_ARN")
     public_url: BaseUrl | None = Field(None, alias="ECHO_PUBLIC_URL")
     max_payment_usd: Decimal = Field(MAX_PAYMENT, alias="ECHO_MAX_PAYMENT_USD", ge=1, le=MAX_PAYMENT, decimal_places=2)
     rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1)
@@ -108,6 +113,15 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
     lambda_function_name: str | None = Field(None, alias="AWS_LAMBDA_FUNCTION_NAME")
     sam_local: bool = Field(False, alias="AWS_SAM_LOCAL")  # set by `sam local invoke` and `make invoke`
+
+    @model_validator(mode="after")
+    def _sign_in_is_configured(self) -> "Settings":
+        # Without these a deployment would start and then refuse everyone who tries to sign in.
+        if self.auth_mode == "oidc" and not (self.oidc_issuer and self.oidc_client_id):
+            raise ValueError("ECHO_AUTH_MODE=oidc needs ECHO_OIDC_ISSUER and ECHO_OIDC_CLIENT_ID")
+        if self.auth_mode == "clerk" and not (self.clerk_sign_in_url and self.jwks_url):
+            raise ValueError("ECHO_AUTH_MODE=clerk needs ECHO_CLERK_SIGN_IN_URL and ECHO_JWKS_URL")
+        return self
 
     @property
     def in_cloud(self) -> bool:
@@ -240,6 +254,23 @@ def stripe_credentials() -> StripeCredentials:
     if credentials.secret_key is None:
         raise misconfigured("the Stripe secret has no secretKey")
     return credentials
+
+
+def oidc_client_secret() -> str | None:
+    """The OpenID Connect client's secret: from the secret ECHO_OIDC_CLIENT_SECRET_ARN names (its whole text), else
+    ECHO_OIDC_CLIENT_SECRET; None for a public client (PKCE alone)."""
+    config = settings()
+    if not config.oidc_client_secret_arn:
+        return config.oidc_client_secret
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    try:
+        secret = _secret_text(config.oidc_client_secret_arn).strip()
+    except GetParameterError as exc:
+        raise misconfigured(f"the OIDC client secret cannot be read: {type(exc.__cause__ or exc).__name__}") from None
+    if not secret:
+        raise misconfigured("the OIDC client secret is empty")
+    return secret
 
 
 def connect_credentials() -> StripeCredentials:

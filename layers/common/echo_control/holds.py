@@ -5,13 +5,11 @@ under the balance row's lock (db.LOCK_FUNDS). A hold past its expiresAt stops co
 for the housekeeping sweep, and can no longer be settled.
 """
 
-import hashlib
-import json
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from echo_control import config, db, ledger, pricing
+from echo_control import config, db, idempotency, ledger, pricing
 from echo_control.errors import Conflict, NotFound
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
@@ -52,18 +50,13 @@ def _out(row: dict[str, Any]) -> HoldOut:
     )
 
 
-def _hash(body: Any) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _key_parts(who: Caller) -> tuple[UUID, UUID]:
     assert who.echo_app_id is not None and who.api_key_id is not None  # holds are an API key's
     return who.echo_app_id, who.api_key_id
 
 
-def create_hold(who: Caller, body: HoldCreate, idempotency_key: str | None) -> tuple[int, dict[str, Any], bool]:
-    """Reserves the hold's amount (201), or refuses it (402) changing nothing. Returns (status, body, replayed)."""
+def create_hold(who: Caller, body: HoldCreate, idempotency_key: str | None) -> idempotency.Outcome:
+    """Reserves the hold's amount (201), or refuses it (402) changing nothing; a retry under its key replays it."""
     app_id, key_id = _key_parts(who)
     amount = _amount(who, body)
     params = {
@@ -73,30 +66,26 @@ def create_hold(who: Caller, body: HoldCreate, idempotency_key: str | None) -> t
         "amount": amount,
         "ttl_seconds": body.ttl_seconds,
     }
-    if idempotency_key is None:  # one statement, atomic on its own
-        row = db.create_hold(db.connection(), params)
-        if problem := ledger.refused(row, amount):
-            raise problem
-        assert row is not None
-        return 201, _created(row), False
-    request_hash = _hash(body)
-    with db.transaction() as conn:
-        prior = db.claim_idempotency_key(conn, who.user_id, "hold:" + idempotency_key, request_hash)
-        if prior is not None:
-            if prior["request_hash"] != request_hash:
-                raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
-            return prior["status_code"], prior["response"], True
+
+    def reserve(conn: db.Conn) -> HoldCreated:
         row = db.create_hold(conn, params)
         if problem := ledger.refused(row, amount):
             raise problem  # rolls the claim back: a retry may succeed once money arrives
         assert row is not None
-        response = _created(row)
-        db.store_idempotent_response(conn, who.user_id, "hold:" + idempotency_key, 201, response)
-    return 201, response, False
+        return _created(row)
+
+    return idempotency.once(
+        idempotency.Scope.of_caller(who),
+        idempotency_key,
+        body,
+        reserve,
+        operation="create_hold",
+        single_statement=True,
+    )
 
 
-def _created(row: dict[str, Any]) -> dict[str, Any]:
-    return HoldCreated(**_out(row).model_dump(), available=row["available"]).model_dump(mode="json")
+def _created(row: dict[str, Any]) -> HoldCreated:
+    return HoldCreated(**_out(row).model_dump(), available=row["available"])
 
 
 def _find(who: Caller, hold_id: str, conn: db.Conn | None = None) -> dict[str, Any]:
@@ -125,10 +114,9 @@ def release_hold(who: Caller, hold_id: str) -> HoldReleased:
     return HoldReleased(id=str(row["id"]), status=status["status"])
 
 
-def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int, dict[str, Any], bool]:
-    """Records the call against the hold: its real cost is taken, the rest released. The same body again replays
-    the first answer; another body, or a hold released or past its time, is 409."""
-    request_hash = _hash(body)
+def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> idempotency.Outcome:
+    """Records the call against the hold: its real cost is taken, the rest released. A hold settles once: the same
+    body again replays the first answer; another body, or a hold released or past its time, is 409."""
     row = _find(who, hold_id)
     split = ledger.price_call(body, who.app_markup or Decimal(1), ledger.app_prices_for(who, body.model))
     params = {
@@ -139,15 +127,15 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
         "cost": split.cost,
         "markup_amount": split.markup_amount,
         "clearing_days": config.settings().earnings_clearing_days,
-        "settle_hash": request_hash,
     }
-    with db.transaction() as conn:
-        # A concurrent settle of the same hold waits on its row, then finds it settled: one transaction per hold.
+
+    def settle(conn: db.Conn) -> HoldSettled:
+        # A concurrent settle of the same hold waits on its claim, then replays or is refused.
         settled = db.settle_hold(conn, params)
         if settled is None:
-            return _not_settled(_find(who, hold_id, conn), request_hash)
+            raise _not_settled(_find(who, hold_id, conn))
         transaction = ledger.to_out({**params, **settled})
-        response = HoldSettled(
+        return HoldSettled(
             **transaction.model_dump(),
             balance=settled["balance"],
             available=settled["available"],
@@ -155,18 +143,19 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> tuple[int
             overrun=settled["overrun"],
             shortfall=settled["shortfall"],
             hold_id=str(row["id"]),
-        ).model_dump(mode="json")
-        db.store_settle_response(conn, row["id"], response)
-    return 201, response, False
+        )
+
+    settled_otherwise = Conflict(
+        "This hold was settled with another request", code="hold_settled", details={"status": "settled"}
+    )
+    return idempotency.once(
+        idempotency.Scope.hold(row["id"]), "settle", body, settle, operation="settle_hold", reused=settled_otherwise
+    )
 
 
-def _not_settled(row: dict[str, Any], request_hash: str) -> tuple[int, dict[str, Any], bool]:
-    if row["status"] == "settled":
-        if row["settle_hash"] == request_hash and row["settle_response"] is not None:
-            return 201, row["settle_response"], True
-        raise Conflict("This hold was settled with another request", code="hold_settled", details={"status": "settled"})
+def _not_settled(row: dict[str, Any]) -> Conflict:
     status = "expired" if row["lapsed"] else row["status"]
-    raise Conflict(
+    return Conflict(
         f"This hold is {status} and can no longer be settled", code=f"hold_{status}", details={"status": status}
     )
 

@@ -3,18 +3,19 @@
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Annotated, Any
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
-from echo_control import config, db, keys
+from echo_control import config, db, idempotency, keys, origins
 from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
@@ -22,6 +23,7 @@ from echo_control.observability import logger, metrics, tracer
 
 JSON = "application/json"
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 64  # arrays and objects within each other; deeper is refused before any parser recurses
 
 # OpenAPI security requirements of a route; the authorizer (template.yaml) is what enforces them.
 SESSION: list[dict[str, list[str]]] = [{"session": []}]
@@ -31,6 +33,18 @@ SESSION_OR_API_KEY = SESSION + API_KEY
 # ?userId= (kept from the seed): an admin acts for that user; anyone else naming another user gets 403.
 ActingUserId = Annotated[
     str | None, Query(alias="userId", max_length=64, pattern=NO_NUL, description="Admins only: act for this user")
+]
+
+# The Idempotency-Key header of a money write (echo_control.idempotency says what it scopes and replays).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=NO_NUL,
+        description="Retries with the same key and request replay the first answer (Idempotent-Replayed: true)",
+    ),
 ]
 
 
@@ -52,6 +66,12 @@ def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] |
     return Response(status_code=status, content_type=JSON, body=model, headers=headers or {})
 
 
+def created(outcome: idempotency.Outcome, status: int = 201) -> Response[dict[str, Any]]:
+    """A money write's answer (201 unless the route says otherwise); a replay says so in Idempotent-Replayed."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return Response(status_code=status, content_type=JSON, body=outcome.body, headers=headers)
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and type: echoing the input back could leak a key or be huge.
     return [
@@ -66,12 +86,42 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def json_body(text: str) -> Any:
-    """A request body's JSON with numbers read exactly: money sent as a number keeps its decimal digits."""
-    return json.loads(text, parse_float=Decimal)
+    """A request body's JSON with numbers read exactly: money sent as a number keeps its decimal digits (-0 is 0)."""
+    return json.loads(text, parse_float=_exact_number)
+
+
+def _exact_number(text: str) -> Decimal:
+    number = Decimal(text)
+    return number if number else abs(number)
+
+
+_base_path: ContextVar[str] = ContextVar("base_path", default="")
+
+
+def request_base_path() -> str:
+    """The base path of the request being answered (origins.base_path): `/prod`, a mapping's, or ""."""
+    return _base_path.get()
+
+
+class StagedResolver(APIGatewayRestResolver):
+    """Routes by the path inside the deployment, whatever base path the request came in on: a custom domain's base
+    path mapping, which API Gateway leaves in `path`, comes off first (the execute-api stage never is in it). While
+    it answers, `request_base_path()` says what that base was, so pages can put it in front of their URLs."""
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        base = origins.base_path(event)
+        path = event.get("path")
+        if base and isinstance(path, str) and path.startswith(base + "/"):
+            event = {**event, "path": path[len(base) :]}
+        token = _base_path.set(base)
+        try:
+            return super().resolve(event, context)
+        finally:
+            _base_path.reset(token)
 
 
 def make_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=json_body)
+    app = StagedResolver(enable_validation=True, json_body_deserializer=json_body)
 
     @app.exception_handler(EchoError)
     def _echo_error(exc: EchoError) -> Response:
@@ -167,6 +217,8 @@ def screen_request(event: dict[str, Any], *, json_body: bool = True) -> dict[str
         return _raw_error(415, "unsupported_media_type", "Send the body as application/json")
     try:
         text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
+        if too_deep(text):
+            return _raw_error(400, "invalid_json", f"JSON may nest arrays and objects {MAX_JSON_DEPTH} levels deep")
         parsed = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
     except (ValueError, UnicodeError, binascii.Error) as exc:
         # ValueError covers JSONDecodeError, duplicate keys, NaN and Python's limit on integer digits.
@@ -175,6 +227,31 @@ def screen_request(event: dict[str, Any], *, json_body: bool = True) -> dict[str
     if any(unstorable(text) for text in _strings(parsed)):
         return _raw_error(400, "invalid_characters", "Strings must not contain NUL (\\u0000) or lone surrogates")
     return None
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays and objects more than `limit` deep (brackets inside strings do not count).
+    Parsers recurse once per level: thousands of levels would exhaust the stack (a RecursionError, a 500)."""
+    if text.count("[") + text.count("{") <= limit:  # nearly every body: no scan
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def unstorable(value: str) -> bool:

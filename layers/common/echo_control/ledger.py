@@ -2,19 +2,17 @@
 
 import base64
 import csv
-import hashlib
 import io
 import json
-import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 
-from echo_control import config, db, pricing
-from echo_control.errors import BadRequest, Conflict, Forbidden, NotFound, PaymentRequired, Unprocessable
+from echo_control import config, db, idempotency, pricing
+from echo_control.errors import BadRequest, Forbidden, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
@@ -81,39 +79,49 @@ def adjustments_total(user_id: UUID) -> Decimal:
     return db.adjustments_total(user_id)
 
 
-def adjust_balance(body: BalanceAdjust) -> BalanceOut:
-    """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing."""
+def adjust_balance(body: BalanceAdjust) -> idempotency.Outcome:
+    """An admin's credit or debit with a reason; a debit below zero is refused and changes nothing. The body's
+    idempotencyKey is the target user's: the same adjustment again replays its answer, another one is 409."""
     user_id = as_uuid(body.user_id)
     if user_id is None or db.user_by_id(user_id) is None:
         raise NotFound("User not found")
     amount = body.signed_amount()
     if amount == 0:
         raise BadRequest("amount must not be zero", details={"field": "amount"})
-    key = "adjust:" + (body.idempotency_key or str(uuid.uuid4()))
-    try:
-        with db.transaction() as conn:
-            if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
-                raise PaymentRequired(  # money held for calls in flight, or owed, is not the admin's to take
-                    "The balance less what is held cannot go below zero",
-                    details={"available": str(db.lock_funds(conn, user_id))},
-                )
-            row = db.apply_entry(
-                conn,
-                user_id=user_id,
-                kind="admin_adjustment",
-                amount=amount,
-                idempotency_key=key,
-                reason=body.reason,
-                source="adjustment",
-                cash=body.cash,
+
+    def adjust(conn: db.Conn) -> BalanceOut:
+        if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
+            raise PaymentRequired(  # money held for calls in flight, or owed, is not the admin's to take
+                "The balance less what is held cannot go below zero",
+                details={"available": str(db.lock_funds(conn, user_id))},
             )
-            if row is not None and row["repaid"] > 0:
-                repay_debt(conn, user_id, row, cash=body.cash)
+        row = db.apply_entry(
+            conn,
+            user_id=user_id,
+            kind="admin_adjustment",
+            amount=amount,
+            idempotency_key=f"adjust:{uuid4()}",  # each adjustment is its own entry; retries are told apart above
+            reason=body.reason,
+            source="adjustment",
+            cash=body.cash,
+        )
+        if row is not None and row["repaid"] > 0:
+            repay_debt(conn, user_id, row, cash=body.cash)
+        return get_balance(user_id)  # read in this transaction: the same connection
+
+    request = body.model_copy(update={"idempotency_key": None, "amount": amount, "operation": None})
+    try:
+        return idempotency.once(
+            idempotency.Scope.adjusted_user(user_id),
+            body.idempotency_key,
+            request,
+            adjust,
+            operation="adjust_balance",
+        )
     except psycopg.errors.CheckViolation as exc:
         raise PaymentRequired(
             "The balance cannot go below zero", details={"balance": str(get_balance(user_id).balance)}
         ) from exc
-    return get_balance(user_id)
 
 
 def credit(
@@ -155,17 +163,20 @@ def repay_debt(conn: db.Conn, user_id: UUID, credited: dict[str, Any], *, cash: 
 
 def take_back(
     conn: db.Conn, payment: dict[str, Any], wanted: Decimal, *, kind: str, key: str, spent_becomes_debt: bool
-) -> Decimal:
+) -> tuple[Decimal, Decimal]:
     """Takes back up to `wanted` of a payment's credits (a refund or a dispute), inside the caller's transaction:
-    what is left of its lot, held credits included (the user's holds lose what is no longer there); with
-    `spent_becomes_debt` the rest, already spent, becomes the user's debt. Returns what the lot gave back."""
+    what is left of its lot, held credits included (the user's holds lose what is no longer there), and the
+    earnings that the rest, already spent, paid app owners. With `spent_becomes_debt` (a dispute) that rest becomes
+    the user's debt (their other credits pay it first). Returns (what the lot gave back, the debt it made)."""
     user_id = payment["user_id"]
     db.lock_active_holds(conn, user_id)
     db.lock_funds(conn, user_id)
     lot = db.payment_lot(conn, payment["id"])
-    unspent = min(wanted, lot["remaining"]) if lot else Decimal(0)
-    debt = wanted - unspent if spent_becomes_debt and lot else Decimal(0)
-    if unspent + debt > 0 and lot is not None:
+    if lot is None or wanted <= 0:
+        return Decimal(0), Decimal(0)
+    unspent = min(wanted, lot["remaining"])
+    debt = wanted - unspent if spent_becomes_debt else Decimal(0)
+    if unspent + debt > 0:
         db.apply_entry(
             conn,
             user_id=user_id,
@@ -177,18 +188,31 @@ def take_back(
             lot_id=lot["id"],
             debt_added=debt,
         )
-        db.shrink_holds(conn, user_id)
-    return unspent
+    db.reverse_earnings(conn, lot, wanted - unspent, key)
+    if debt > 0:
+        db.net_debt(conn, user_id)
+    db.shrink_holds(conn, user_id)
+    return unspent, debt
+
+
+def give_back(conn: db.Conn, payment: dict[str, Any], amount: Decimal, *, kind: str, key: str) -> None:
+    """Credits `amount` back to a payment's lot (a dispute won), paying any debt first."""
+    lot = db.payment_lot(conn, payment["id"])
+    if lot is not None and amount > 0:
+        db.credit_lot(
+            conn,
+            user_id=payment["user_id"],
+            lot_id=lot["id"],
+            kind=kind,
+            amount=amount,
+            key=key,
+            reference_id=payment["id"],
+        )
 
 
 def available(conn: db.Conn, user_id: UUID) -> Decimal:
     """The balance less active holds, locked until the caller's transaction ends."""
     return db.lock_funds(conn, user_id)
-
-
-def _request_hash(body: TransactionCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
@@ -320,38 +344,30 @@ def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
     }
 
 
-def record_transaction(
-    who: Caller, body: TransactionCreate, idempotency_key: str | None
-) -> tuple[int, dict[str, Any], bool]:
-    """Records one LLM call and debits its cost exactly once.
+def record_transaction(who: Caller, body: TransactionCreate, idempotency_key: str | None) -> idempotency.Outcome:
+    """Records one LLM call and debits its cost exactly once (201; a retry under its Idempotency-Key replays it).
 
-    Returns (status, response body, replayed). A call that happened is recorded even when what is available or the
-    key's limit does not cover it (`shortfall`; the rest becomes debt); with requireFunds nothing is recorded then
-    (402). Nothing is recorded for a model the app does not allow (403), or one nobody can price (422)."""
-    if idempotency_key is None:
-        params = _debit_params(who, body)
-        row = db.record_debit(db.connection(), params)
-        if problem := refused(row, params["cost"]):
-            raise problem
-        assert row is not None
-        return 201, _recorded(params, row).model_dump(mode="json"), False
+    A call that happened is recorded even when what is available or the key's limit does not cover it
+    (`shortfall`; the rest becomes debt); with requireFunds nothing is recorded then (402). Nothing is recorded for
+    a model the app does not allow (403), or one nobody can price (422)."""
 
-    request_hash = _request_hash(body)
-    with db.transaction() as conn:
-        prior = db.claim_idempotency_key(conn, who.user_id, idempotency_key, request_hash)
-        if prior is not None:
-            if prior["request_hash"] != request_hash:
-                raise Conflict("This Idempotency-Key was used with a different request", code="idempotency_key_reused")
-            return prior["status_code"], prior["response"], True
-        # Priced after the claim: a retry replays what was recorded, even if the app's prices changed since.
+    def debit(conn: db.Conn) -> TransactionRecorded:
+        # Priced inside the claim: a retry replays what was recorded, even if the app's prices changed since.
         params = _debit_params(who, body, conn)
         row = db.record_debit(conn, params)
         if problem := refused(row, params["cost"]):
-            raise problem  # leaving the block rolls back the claim: a later retry may succeed
+            raise problem  # leaving the transaction rolls the claim back: a later retry may succeed
         assert row is not None
-        response = _recorded(params, row).model_dump(mode="json")
-        db.store_idempotent_response(conn, who.user_id, idempotency_key, 201, response)
-    return 201, response, False
+        return _recorded(params, row)
+
+    return idempotency.once(
+        idempotency.Scope.of_caller(who),
+        idempotency_key,
+        body,
+        debit,
+        operation="record_transaction",
+        single_statement=True,
+    )
 
 
 # --- history -----------------------------------------------------------------------------------------

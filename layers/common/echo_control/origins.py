@@ -3,15 +3,15 @@ whether the request came over HTTPS.
 
 ECHO_PUBLIC_URL wins when set. Otherwise the request's own origin: API Gateway's `requestContext.domainName`
 in the cloud (an execute-api domain serves the API under its stage, `/prod`; a custom domain at its base path
-mapping), the Host header locally, and the scheme from X-Forwarded-Proto."""
+mapping), the Host header locally, and the scheme from X-Forwarded-Proto; then the base path (`base_path`)."""
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from echo_control import config
 from echo_control.errors import BadRequest
 
-EXECUTE_API_DOMAIN = re.compile(r"[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
@@ -37,16 +37,46 @@ def public_base_url(event: dict[str, Any]) -> str:
     if not isinstance(domain, str) or not HOST.fullmatch(domain):
         raise BadRequest("The request has no valid Host header", code="invalid_host")
     scheme = "https" if is_https(event) else "http"
-    return f"{scheme}://{domain}{_base_path(event, context, domain)}"
+    return f"{scheme}://{domain}{base_path(event)}"
 
 
-def _base_path(event: dict[str, Any], context: dict[str, Any], domain: str) -> str:
-    if EXECUTE_API_DOMAIN.fullmatch(domain):
-        stage = context.get("stage")
-        return f"/{stage}" if isinstance(stage, str) and BASE_PATH.fullmatch(f"/{stage}") else ""
-    # A custom domain: its base path mapping is what requestContext.path has in front of the resource's path.
-    full, path = context.get("path"), event.get("path")
-    if isinstance(full, str) and isinstance(path, str) and path and full.endswith(path):
-        prefix = full[: -len(path)]
-        return prefix if BASE_PATH.fullmatch(prefix) else ""
+def own_webhook_url(event: dict[str, Any]) -> str:
+    """Where the local mocks (checkout, onboarding) send the signed webhooks Stripe would: the local runner's own
+    bound address, never the Host header's (that would let a request aim our signed POST at any host and port),
+    else ECHO_PUBLIC_URL. The mocks exist only locally; without either this is 400."""
+    local = (event.get("requestContext") or {}).get("localRunnerUrl")
+    if isinstance(local, str) and local.startswith("http://"):
+        return f"{local}/api/stripe/webhook"
+    if configured := config.settings().public_url:
+        return f"{configured}/api/stripe/webhook"
+    raise BadRequest("No webhook address is known for this server: set ECHO_PUBLIC_URL", code="invalid_host")
+
+
+def base_path(event: Mapping[str, Any]) -> str:
+    """The base path the request came in on, which every link, form and redirect of a page must carry: `/prod` on
+    an execute-api URL (its stage), a custom domain's base path mapping (`/echo`), or "" (a custom domain mapped at
+    its root, the local runner).
+
+    It is what `requestContext.path` (the path as the browser sent it) has in front of the route's own path: the
+    resource with its path parameters filled in (on a custom domain `path` still carries the mapping), else
+    `path` (the execute-api stage is never in it)."""
+    full = (event.get("requestContext") or {}).get("path")
+    if not isinstance(full, str):
+        return ""
+    full = full.rstrip("/")
+    for route_path in (_route_path(event), event.get("path")):
+        if isinstance(route_path, str) and full.endswith(route_path := route_path.rstrip("/")):
+            prefix = full[: len(full) - len(route_path)]
+            return prefix if BASE_PATH.fullmatch(prefix) else ""
     return ""
+
+
+def _route_path(event: Mapping[str, Any]) -> str | None:
+    """The resource (`/apps/{id}`, `/{proxy+}`) with this request's path parameters in place."""
+    resource, parameters = event.get("resource"), event.get("pathParameters") or {}
+    if not isinstance(resource, str):
+        return None
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            resource = resource.replace(f"{{{name}+}}", value).replace(f"{{{name}}}", value)
+    return None if "{" in resource else resource

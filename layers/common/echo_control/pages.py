@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from echo_control import auth, db, origins
 from echo_control.errors import BadRequest, EchoError, Forbidden, NotFound, Unprocessable
-from echo_control.http import make_resolver, unstorable
+from echo_control.http import make_resolver, request_base_path, unstorable
 from echo_control.identity import Caller, caller_from_context
 
 SESSION_COOKIE = "echo_session"
@@ -72,26 +72,45 @@ def cost(value: Decimal | int | str | None) -> str:
     return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
+def url(path: str) -> str:
+    """A path on this site (`/apps/…`) as the browser must ask for it: under the base path the request came in on
+    (`/prod` on an execute-api URL, a custom domain's mapping, or none; origins.base_path). Paths are kept without
+    it everywhere else (`next`, `back`, return paths) and get it here, once: in `redirect`, and in templates as
+    `{{ base }}` in front of every href, src and action."""
+    return request_base_path() + path
+
+
 def render(template: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Response:
-    body = _environment().get_template(template).render(**context)
+    body = _environment().get_template(template).render(base=request_base_path(), **context)
     return Response(status_code=status, content_type=HTML, body=body, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
-def redirect(location: str, cookie: str | None = None) -> Response:
+def redirect(location: str, cookie: str | list[str] | None = None) -> Response:
+    """A 303 to a path on this site (under the request's base path, see `url`) or to an absolute URL."""
+    if location.startswith("/") and not location.startswith("//"):
+        location = url(location)
     headers: dict[str, Any] = {"Location": location, "Cache-Control": "no-store"}
     if cookie is not None:
         headers["Set-Cookie"] = cookie
     return Response(status_code=303, content_type=HTML, body="", headers=headers)
 
 
+def cookie(name: str, value: str, *, secure: bool, max_age: int) -> str:
+    """A Set-Cookie value for the whole site (Path=/ also covers a stage path), out of scripts' reach."""
+    return f"{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}" + ("; Secure" if secure else "")
+
+
 def session_cookie(token: str, *, secure: bool, max_age: int = auth.SESSION_SECONDS) -> str:
-    return f"{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}" + (
-        "; Secure" if secure else ""
-    )
+    return cookie(SESSION_COOKIE, token, secure=secure, max_age=max_age)
 
 
 def cleared_cookie(*, secure: bool) -> str:
     return session_cookie("", secure=secure, max_age=0)
+
+
+def session_token(app: APIGatewayRestResolver) -> str | None:
+    """The session token the browser sent: ours (`echo_session`), or Clerk's frontend's (`__session`)."""
+    return cookie_value(app, SESSION_COOKIE, CLERK_SESSION_COOKIE)
 
 
 def is_https(app: APIGatewayRestResolver) -> bool:
@@ -104,7 +123,8 @@ def base_url(app: APIGatewayRestResolver) -> str:
     return origins.public_base_url(app.current_event.raw_event)
 
 
-def _cookie(app: APIGatewayRestResolver, *names: str) -> str | None:
+def cookie_value(app: APIGatewayRestResolver, *names: str) -> str | None:
+    """The first of these cookies that the browser sent with a value."""
     cookies: SimpleCookie = SimpleCookie()
     try:
         cookies.load(app.current_event.headers.get("cookie") or "")
@@ -118,7 +138,7 @@ def _cookie(app: APIGatewayRestResolver, *names: str) -> str | None:
 
 def page_caller(app: APIGatewayRestResolver) -> Caller | None:
     """The signed-in person from the session cookie, verified exactly as the authorizer verifies tokens."""
-    token = _cookie(app, SESSION_COOKIE, CLERK_SESSION_COOKIE)
+    token = session_token(app)
     if token is None:
         return None
     try:
@@ -156,7 +176,7 @@ def take_flash(app: APIGatewayRestResolver) -> dict[str, Any]:
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    value = _cookie(app, FLASH_COOKIE)
+    value = cookie_value(app, FLASH_COOKIE)
     if value is None:
         return {}
     try:
@@ -173,7 +193,7 @@ def take_flash(app: APIGatewayRestResolver) -> dict[str, Any]:
 
 def render_page(resolver: APIGatewayRestResolver, template: str, /, **context: Any) -> Response:
     """A page with the one-time message a form post left for it; its flash cookie is cleared."""
-    if _cookie(resolver, FLASH_COOKIE) is None:
+    if cookie_value(resolver, FLASH_COOKIE) is None:
         return render(template, **context)
     cleared = {"Set-Cookie": f"{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{_secure(resolver)}"}
     flash = take_flash(resolver)

@@ -19,15 +19,16 @@ from echo_control import apps, config, db, ledger
 from echo_control.errors import BadRequest, NotFound, Unprocessable
 from echo_control.identity import as_uuid
 from echo_control.models import PaymentLinkIn, PaymentLinkOut, PaymentList, PaymentOut, SeedPaymentLink
-from echo_control.observability import logger
+from echo_control.observability import count, logger
 
 CENTS = Decimal(100)
 MOCK_SESSION_PREFIX = "cs_mock_"
 CREDIT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 FAILURE_EVENTS = {"checkout.session.async_payment_failed", "payment_intent.payment_failed"}
 REFUND_EVENTS = {"charge.refunded"}
+DISPUTE_OPENED, DISPUTE_CLOSED = "charge.dispute.created", "charge.dispute.closed"
 EXPIRY_EVENTS = {"checkout.session.expired"}
-HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS | EXPIRY_EVENTS
+HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS | EXPIRY_EVENTS | {DISPUTE_OPENED, DISPUTE_CLOSED}
 HISTORY_LIMIT = 100
 
 
@@ -137,6 +138,11 @@ def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str
     return f"t={timestamp},v1={digest}"
 
 
+# Stripe's own tolerance for a signature's age; one timestamped further ahead than this is refused as well (the
+# SDK checks only the past), so a captured signature cannot be post-dated to outlive the window.
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
 def verify_event(payload: str, signature: str | None) -> dict[str, Any]:
     """The event, if Stripe signed it for either of our endpoints: the platform's (payments, transfers) with the
     webhook secret, or the Connect one (events on connected accounts) with the Connect webhook secret."""
@@ -144,19 +150,39 @@ def verify_event(payload: str, signature: str | None) -> dict[str, Any]:
 
     if not signature:
         raise BadRequest("Missing Stripe-Signature header", code="invalid_signature")
+    if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_SECONDS:
+        raise BadRequest("The Stripe signature is timestamped in the future", code="invalid_signature")
     credentials = config.stripe_credentials()
     for secret in (credentials.webhook_secret, credentials.connect_webhook_secret):
         if secret is None:
             continue
         try:
-            return stripe.Webhook.construct_event(payload, signature, secret).to_dict()
+            stripe.WebhookSignature.verify_header(payload, signature, secret, SIGNATURE_TOLERANCE_SECONDS)
         except stripe.SignatureVerificationError:
             continue
-        except ValueError as exc:
-            raise BadRequest("The payload is not a Stripe event", code="invalid_payload") from exc
+        return _event_object(payload)
     if credentials.connect_webhook_secret is None:  # in the cloud only: locally the development secret stands in
         raise config.misconfigured("an event could not be verified and the Connect webhook secret is missing")
     raise BadRequest("Invalid Stripe signature", code="invalid_signature")
+
+
+def _signed_at(signature: str) -> int:
+    """The header's timestamp (t=…); 0 when it has none, which the signature check then refuses."""
+    for part in signature.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit() and len(value) <= 12:
+            return int(value)
+    return 0
+
+
+def _event_object(payload: str) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("The payload is not a Stripe event", code="invalid_payload") from exc
+    if not isinstance(event, dict):  # signed, yet `[]` or `"x"`: nothing Stripe sends
+        raise BadRequest("The payload is not a Stripe event (a JSON object)", code="invalid_payload")
+    return event
 
 
 def handle_webhook(payload: str, signature: str | None) -> bool:
@@ -176,7 +202,7 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
         if not db.record_stripe_event(conn, event_id, event_type):
             return False  # delivered before: already applied
         if event_type in payouts.EVENTS:
-            return payouts.apply_event(conn, event_type, obj)
+            return payouts.apply_event(conn, event_type, obj, account=event.get("account"))
         payment = _find_payment(conn, obj)
         if payment is None:
             logger.warning("webhook for an unknown payment", extra={"event_id": event_id, "type": event_type})
@@ -185,8 +211,7 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
             if event_type == "checkout.session.completed" and obj.get("payment_status") != "paid":
                 _await_delayed_payment(conn, payment, obj.get("payment_intent"))
                 return False  # delayed methods: wait for async_payment_succeeded
-            _check_amount(payment, obj, event_id)
-            _complete(conn, payment, obj.get("payment_intent"))
+            _complete(conn, payment, obj.get("payment_intent"), _collected(payment, obj, event_id))
         elif event_type in FAILURE_EVENTS or event_type in EXPIRY_EVENTS:
             if payment["status"] == "pending":
                 db.update_payment(
@@ -196,8 +221,58 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
                     stripe_payment_id=None,
                     amount_refunded=payment["amount_refunded"],
                 )
+        elif event_type == DISPUTE_OPENED:
+            return _dispute(conn, payment, cents(obj.get("amount")), event_id)
+        elif event_type == DISPUTE_CLOSED:
+            return _close_dispute(conn, payment, obj.get("status"), event_id)
         else:
             _refund(conn, payment, cents(obj.get("amount_refunded")), obj.get("payment_intent"))
+    return True
+
+
+def _dispute(conn: db.Conn, payment: dict[str, Any], disputed: int, event_id: str) -> bool:
+    """A dispute acts as a refund of the disputed amount: the payment's unspent credits go, the earnings its spent
+    ones paid are reversed, and the part already spent becomes the buyer's debt."""
+    if payment["status"] not in ("completed", "refunded") or payment["amount_disputed"]:
+        logger.warning("dispute of a payment not credited, or disputed before", extra={"event_id": event_id})
+        return False
+    refundable = payment["amount"] - payment["amount_refunded"]
+    amount = min(disputed, refundable) if disputed else refundable
+    unspent, debt = ledger.take_back(
+        conn,
+        payment,
+        Decimal(amount) / CENTS,
+        kind="dispute",
+        key=f"dispute:{payment['id']}",
+        spent_becomes_debt=True,
+    )
+    db.record_dispute(
+        conn, payment["id"], status="disputed", before=payment["status"], cents=amount, unspent=unspent, debt=debt
+    )
+    return True
+
+
+def _close_dispute(conn: db.Conn, payment: dict[str, Any], status: Any, event_id: str) -> bool:
+    """Won: everything the dispute took comes back (paying any debt first); lost: it stays taken."""
+    if payment["status"] != "disputed" or status != "won":
+        return False
+    ledger.give_back(
+        conn,
+        payment,
+        payment["dispute_unspent"] + payment["dispute_debt"],
+        kind="dispute_won",
+        key=f"dispute-won:{payment['id']}",
+    )
+    db.record_dispute(
+        conn,
+        payment["id"],
+        status=payment["status_before_dispute"] or "completed",
+        before=None,
+        cents=0,
+        unspent=Decimal(0),
+        debt=Decimal(0),
+    )
+    logger.info("dispute won", extra={"event_id": event_id, "payment_id": str(payment["id"])})
     return True
 
 
@@ -210,19 +285,24 @@ def cents(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _check_amount(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -> None:
-    """We credit what the buyer chose (the stored amount); a different USD total from Stripe deserves a look."""
+def _collected(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -> int:
+    """What to credit, in cents: what Stripe collected (`amount_total`), never more than the payment asked for.
+    A different total (a discount, a currency we did not ask for) is logged and counted."""
+    asked = payment["amount"]
     total = obj.get("amount_total")
-    if obj.get("currency") == "usd" and isinstance(total, int) and total != payment["amount"]:
+    if obj.get("currency") not in (None, payment["currency"]):
+        collected = 0  # not the currency we asked for: nothing we can credit as USD
+    elif isinstance(total, int) and not isinstance(total, bool):
+        collected = min(max(total, 0), asked)
+    else:
+        collected = asked  # an event without a total (older API versions' async success): the session's amount
+    if collected != asked or total != asked:
         logger.warning(
             "checkout total differs from the payment's amount",
-            extra={
-                "event_id": event_id,
-                "payment_id": str(payment["id"]),
-                "amount_total": total,
-                "amount": payment["amount"],
-            },
+            extra={"event_id": event_id, "payment_id": str(payment["id"]), "amount_total": total, "amount": asked},
         )
+        count("CheckoutTotalDiffers")
+    return collected
 
 
 def _find_payment(conn: db.Conn, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -251,19 +331,20 @@ def _await_delayed_payment(conn: db.Conn, payment: dict[str, Any], payment_inten
         )
 
 
-def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any) -> None:
-    """Credits the payment once (its ledger key is the payment id), then any refund that arrived first."""
-    amount = Decimal(payment["amount"]) / CENTS
-    ledger.credit(
-        conn,
-        payment["user_id"],
-        amount,
-        kind="payment_credit",
-        key=f"payment:{payment['id']}",
-        reference_id=payment["id"],
-        paid=amount,
-        payment_id=payment["id"],
-    )
+def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, collected: int) -> None:
+    """Credits what was collected once (its ledger key is the payment id), then any refund that arrived first."""
+    amount = Decimal(collected) / CENTS
+    if amount > 0:
+        ledger.credit(
+            conn,
+            payment["user_id"],
+            amount,
+            kind="payment_credit",
+            key=f"payment:{payment['id']}",
+            reference_id=payment["id"],
+            paid=amount,
+            payment_id=payment["id"],
+        )
     refunded = payment["amount_refunded"]
     if refunded:
         _debit_refund(conn, payment, 0, refunded)
@@ -296,7 +377,7 @@ def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: 
     """Takes back what is left of the payment's credits, up to what is newly refunded, held ones included (the
     holds lose it); spent credits stay spent, and the balance never goes below zero."""
     wanted = Decimal(total - previous) / CENTS
-    taken = ledger.take_back(
+    taken, _ = ledger.take_back(
         conn, payment, wanted, kind="refund", key=f"refund:{payment['id']}:{total}", spent_becomes_debt=False
     )
     if taken < wanted:
@@ -322,9 +403,9 @@ def mock_session(session_id: str) -> dict[str, Any]:
     return payment
 
 
-def mock_pay(session_id: str, base_url: str) -> dict[str, Any]:
-    """Does what Stripe does when a customer pays: sends our webhook endpoint (on `base_url`, the deployment the
-    buyer is on) a signed completed event."""
+def mock_pay(session_id: str, webhook_url: str) -> dict[str, Any]:
+    """Does what Stripe does when a customer pays: sends our webhook endpoint (`webhook_url`, this server's own,
+    origins.own_webhook_url) a signed completed event."""
     payment = mock_session(session_id)
     session = {
         "id": session_id,
@@ -349,7 +430,7 @@ def mock_pay(session_id: str, base_url: str) -> dict[str, Any]:
     }
     payload = json.dumps(event)
     request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
-        f"{base_url}/api/stripe/webhook",
+        webhook_url,
         data=payload.encode(),
         headers={
             "Content-Type": "application/json",

@@ -20,19 +20,21 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from echo_control import config, db, payments
+from echo_control import config, db, idempotency, payments
 from echo_control.errors import BadGateway, Conflict, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import as_uuid
-from echo_control.models import PayoutAccountOut, PayoutList, PayoutOut
+from echo_control.models import PayoutAccountOut, PayoutCreate, PayoutList, PayoutOut
 from echo_control.observability import logger
 
 CENTS = Decimal(100)
 MOCK_ACCOUNT_PREFIX = "acct_mock_"
 MOCK_TRANSFER_PREFIX = "tr_mock_"
 ACCOUNT_EVENTS = {"account.updated"}
+# The owner disconnected their account from our platform: no more payouts to it.
+DEAUTHORIZED_EVENTS = {"account.application.deauthorized"}
 # transfer.failed is no longer sent by Stripe's current API versions; an account pinned to an older one may send it.
 TRANSFER_EVENTS = {"transfer.reversed", "transfer.failed"}
-EVENTS = ACCOUNT_EVENTS | TRANSFER_EVENTS
+EVENTS = ACCOUNT_EVENTS | DEAUTHORIZED_EVENTS | TRANSFER_EVENTS
 HISTORY_LIMIT = 100
 
 
@@ -101,11 +103,12 @@ def onboarding_link(user_id: UUID, email: str, *, base_url: str, return_path: st
 # --- payouts -------------------------------------------------------------------------------------------
 
 
-def request_payout(user_id: UUID, amount: Decimal, idempotency_key: str | None) -> tuple[PayoutOut, bool]:
-    """Pays `amount` of the owner's available earnings out to their connected account: (the payout, replayed).
+def request_payout(user_id: UUID, body: PayoutCreate, idempotency_key: str | None) -> tuple[PayoutOut, bool]:
+    """Pays the amount of the owner's available earnings out to their connected account: (the payout, replayed).
 
-    The same Idempotency-Key with the same amount answers the same payout (completing it if it is still pending);
-    with another amount it is 409. Below the minimum is 422, before onboarding 409, above available 402."""
+    The same Idempotency-Key with the same amount answers the same payout as it is now (completing it if it is still
+    pending); with another amount it is 409. Below the minimum is 422, before onboarding 409, above available 402."""
+    amount = body.amount
     minimum = config.settings().min_payout_usd
     if amount < minimum:
         raise Unprocessable(
@@ -114,38 +117,36 @@ def request_payout(user_id: UUID, amount: Decimal, idempotency_key: str | None) 
             code="below_minimum_payout",
         )
     credentials = config.connect_credentials()
-    key = idempotency_key or str(uuid.uuid4())
-    with db.transaction() as conn:
+
+    def start(conn: db.Conn) -> PayoutOut:
         account = db.lock_earnings_account(conn, user_id)  # one payout of an owner at a time
-        prior = db.payout_by_key(conn, user_id, key) if account else None
-        if prior is not None:
-            if prior["amount"] != amount:
-                raise Conflict("This Idempotency-Key was used with a different amount", code="idempotency_key_reused")
-            payout, replayed = prior, True
-        else:
-            if account is None or not account["payouts_enabled"] or not account["stripe_account_id"]:
-                raise Conflict(
-                    "Payouts are not enabled: finish onboarding (POST /api/payouts/account) first",
-                    code="payouts_not_enabled",
-                )
-            if account["available"] < amount:
-                raise PaymentRequired(
-                    "The amount exceeds your available earnings",
-                    details={"available": str(account["available"])},
-                    code="insufficient_earnings",
-                )
-            payout = db.start_payout(
-                conn,
-                payout_id=uuid.uuid4(),
-                user_id=user_id,
-                amount=amount,
-                stripe_account_id=account["stripe_account_id"],
-                idempotency_key=key,
+        if account is None or not account["payouts_enabled"] or not account["stripe_account_id"]:
+            raise Conflict(
+                "Payouts are not enabled: finish onboarding (POST /api/payouts/account) first",
+                code="payouts_not_enabled",
             )
-            replayed = False
+        if account["available"] < amount:
+            raise PaymentRequired(
+                "The amount exceeds your available earnings",
+                details={"available": str(account["available"])},
+                code="insufficient_earnings",
+            )
+        payout = db.start_payout(
+            conn,
+            payout_id=uuid.uuid4(),
+            user_id=user_id,
+            amount=amount,
+            stripe_account_id=account["stripe_account_id"],
+        )
+        return to_out(payout)
+
+    outcome = idempotency.once(
+        idempotency.Scope.user(user_id), idempotency_key, body, start, operation="request_payout"
+    )
+    payout = _current(UUID(outcome.body["id"]))  # a replay answers the payout as it is now
     if payout["status"] == "pending":
         payout = _transfer(credentials.secret_key, payout)
-    return to_out(payout), replayed
+    return to_out(payout), outcome.replayed
 
 
 def _transfer(secret_key: str | None, payout: dict[str, Any]) -> dict[str, Any]:
@@ -213,22 +214,27 @@ def _current(payout_id: UUID) -> dict[str, Any]:
 # --- events --------------------------------------------------------------------------------------------
 
 
-def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any]) -> bool:
+def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any], *, account: Any = None) -> bool:
     """Applies one verified event inside the caller's transaction (which recorded its id); True if it changed
     something. Fields are read defensively: an odd shape is ignored, never a 500."""
     obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    if event_type in DEAUTHORIZED_EVENTS:  # its object is our application; event.account is who left it
+        if not isinstance(account, str) or not account:
+            return False
+        return db.set_payouts_enabled(conn, account, False) is not None
     if event_type in ACCOUNT_EVENTS:
-        if obj_id is None:
+        if obj_id is None or account != obj_id:
+            # A Connect event speaks for the connected account it came from (event.account): one account's event
+            # about another account's object changes nothing.
+            logger.warning("account event from another account", extra={"account": obj_id, "from": str(account)})
             return False
         # payouts_enabled is what makes an owner payable; Stripe may also take it away again
         updated = db.set_payouts_enabled(conn, obj_id, obj.get("payouts_enabled") is True)
         if updated is None:
             logger.warning("account.updated for an account we did not make", extra={"account": obj_id})
         return updated is not None
-    metadata = payments.mapping(obj.get("metadata"))
-    payout = db.lock_payout(conn, payout_id=as_uuid(metadata.get("payoutId")), transfer_id=obj_id)
+    payout = _payout_of_transfer(conn, obj_id, as_uuid(payments.mapping(obj.get("metadata")).get("payoutId")))
     if payout is None:
-        logger.warning("transfer event for an unknown payout", extra={"transfer": obj_id})
         return False
     if payout["status"] == "pending" and obj_id:  # the event proves the transfer exists: it was made
         db.complete_payout(conn, payout["id"], obj_id)
@@ -241,6 +247,24 @@ def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any]) -> bool:
     if returned <= 0:
         return False
     return db.return_payout(conn, payout["id"], returned, reversed_total) is not None
+
+
+def _payout_of_transfer(conn: db.Conn, transfer_id: str | None, payout_id: UUID | None) -> dict[str, Any] | None:
+    """The payout a transfer event is about, locked: the one with that transfer, or the one its metadata names
+    while that payout has no other transfer. When the two disagree, neither is touched."""
+    by_transfer = db.lock_payout(conn, payout_id=None, transfer_id=transfer_id) if transfer_id else None
+    named = db.lock_payout(conn, payout_id=payout_id, transfer_id=None) if payout_id else None
+    payout = by_transfer or named
+    if payout is None:
+        logger.warning("transfer event for an unknown payout", extra={"transfer": transfer_id})
+        return None
+    if named is not None and (named["id"] != payout["id"] or named["stripe_transfer_id"] not in (None, transfer_id)):
+        logger.warning(
+            "transfer event whose metadata names another payout",
+            extra={"transfer": transfer_id, "payout_id": str(payout_id)},
+        )
+        return None
+    return payout
 
 
 # --- the local mock onboarding -------------------------------------------------------------------------
@@ -258,8 +282,8 @@ def mock_account(account_id: str) -> dict[str, Any]:
     return account
 
 
-def mock_complete_onboarding(account_id: str, base_url: str) -> int:
-    """Does what Stripe does when an owner finishes onboarding: sends our webhook endpoint (on `base_url`) an
+def mock_complete_onboarding(account_id: str, webhook_url: str) -> int:
+    """Does what Stripe does when an owner finishes onboarding: sends our webhook endpoint (`webhook_url`) an
     `account.updated` with payouts enabled, signed with the Connect webhook secret. Returns the endpoint's status."""
     account = mock_account(account_id)
     event = {
@@ -287,7 +311,7 @@ def mock_complete_onboarding(account_id: str, base_url: str) -> int:
     secret = config.connect_credentials().connect_webhook_secret
     assert secret is not None
     request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
-        f"{base_url}/api/stripe/webhook",
+        webhook_url,
         data=payload.encode(),
         headers={"Content-Type": "application/json", "Stripe-Signature": payments.sign_payload(payload, secret)},
         method="POST",

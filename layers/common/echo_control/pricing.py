@@ -1,8 +1,8 @@
 """What a call costs: the provider's price from the `genai-prices` package's data at the call's own time, and the
 split of what the user pays into that provider cost and the app owner's markup.
 
-genai-prices costs ~0.3 s to import and ~0.2 s for its first lookup, so it is imported on the first priced call,
-never while a function starts (cold starts)."""
+Prices come from the package's data through its snapshot (`price_snapshot`, read on the first priced call in
+milliseconds, where importing genai-prices and its data took ~0.5 s)."""
 
 import difflib
 import functools
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
+from echo_control import price_snapshot
 from echo_control.errors import Unprocessable
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.000001")  # NUMERIC(10, 6)
-PACKAGE = "genai-prices"
 MAX_CLOSE_MATCHES = 5
 
 
@@ -48,24 +48,22 @@ class CostSplit:
 
 def provider_cost(model: str, tokens: TokenCounts, provider: str | None = None, at: datetime | None = None) -> Decimal:
     """The provider's price of these tokens at `at` (now by default); an unknown model is 422 with close matches."""
-    from genai_prices import Usage, calc_price
-
     reference, provider_id = _reference(model, provider)
-    usage = Usage(
-        input_tokens=tokens.input,
-        output_tokens=tokens.output,
-        cache_read_tokens=tokens.cache_read,
-        cache_write_tokens=tokens.cache_write,
-    )
-    try:
-        priced = calc_price(usage, reference, provider_id=provider_id, genai_request_timestamp=at or datetime.now(UTC))
-    except LookupError:
+    at = at or datetime.now(UTC)
+    found = price_snapshot.find(reference, provider_id)
+    if found is None:
         raise Unprocessable(
             f"Unknown model '{model}': send its cost, or one of the priced models (GET /api/models)",
             details={"field": "model", "closeMatches": close_matches(reference)},
             code="unknown_model",
-        ) from None
-    return Decimal(priced.total_price)
+        )
+    counts = {
+        "input_tokens": tokens.input,
+        "output_tokens": tokens.output,
+        "cache_read_tokens": tokens.cache_read,
+        "cache_write_tokens": tokens.cache_write,
+    }
+    return price_snapshot.cost(found, counts, at)
 
 
 @dataclass(frozen=True)
@@ -118,16 +116,12 @@ def _reference(model: str, provider: str | None) -> tuple[str, str | None]:
 
 @functools.cache
 def _provider_ids() -> frozenset[str]:
-    from genai_prices.data import providers
-
-    return frozenset(p.id for p in providers)
+    return frozenset(p["id"] for p in price_snapshot.snapshot()["providers"])
 
 
 @functools.cache
 def _model_ids() -> tuple[str, ...]:
-    from genai_prices.data import providers
-
-    return tuple(sorted({m.id for p in providers for m in p.models}))
+    return tuple(sorted({m.id for m in price_snapshot.models()}))
 
 
 def close_matches(reference: str) -> list[str]:
@@ -138,53 +132,40 @@ def close_matches(reference: str) -> list[str]:
 
 
 def source() -> dict[str, str]:
-    from genai_prices import __version__
-
-    return {"package": PACKAGE, "version": __version__}
-
-
-def _per_million(price: Any) -> Decimal | None:
-    """A price in USD per million tokens; a tiered price lists its base tier (prompts under the first threshold)."""
-    if price is None:
-        return None
-    return Decimal(getattr(price, "base", price))
+    snapshot = price_snapshot.snapshot()
+    return {"package": snapshot["package"], "version": snapshot["version"]}
 
 
-def _current(prices: Any, today: datetime) -> Any:
-    """The model's prices in force now: the last conditional price whose start date has come."""
-    if not isinstance(prices, list):
-        return prices
+def _current(prices: tuple[price_snapshot.Conditional, ...], today: datetime) -> price_snapshot.Conditional | None:
+    """The model's prices in force now: the last conditional price that always applies or whose start date has
+    come (a time-of-day price is not listed)."""
     current = None
     for conditional in prices:
-        start = getattr(conditional.constraint, "start_date", None)
-        if conditional.constraint is None or (start is not None and start <= today.date()):
-            current = conditional.prices
+        if conditional.times is None and (conditional.start_date is None or conditional.start_date <= today.date()):
+            current = conditional
     return current
 
 
 @functools.cache
 def price_list() -> tuple[dict[str, Any], ...]:
     """Every priced model with its current per-million prices (absent prices are None), by provider and model."""
-    from genai_prices.data import providers
-
     now = datetime.now(UTC)
     rows = []
-    for provider in providers:
-        for model in provider.models:
-            prices = _current(model.prices, now)
-            if prices is None:
-                continue
-            rows.append(
-                {
-                    "provider": provider.id,
-                    "model": model.id,
-                    "name": model.name or model.id,
-                    "input_per_million": _per_million(getattr(prices, "input_mtok", None)),
-                    "output_per_million": _per_million(getattr(prices, "output_mtok", None)),
-                    "cache_read_per_million": _per_million(getattr(prices, "cache_read_mtok", None)),
-                    "cache_write_per_million": _per_million(getattr(prices, "cache_write_mtok", None)),
-                }
-            )
+    for model in price_snapshot.models():
+        prices = _current(model.prices, now)
+        if prices is None:
+            continue
+        rows.append(
+            {
+                "provider": model.provider,
+                "model": model.id,
+                "name": model.name,
+                "input_per_million": prices.per_million("input_mtok"),
+                "output_per_million": prices.per_million("output_mtok"),
+                "cache_read_per_million": prices.per_million("cache_read_mtok"),
+                "cache_write_per_million": prices.per_million("cache_write_mtok"),
+            }
+        )
     return tuple(sorted(rows, key=lambda r: (r["provider"], r["model"])))
 
 

@@ -25,7 +25,6 @@ from echo_control.db.earnings import (
     lock_payout,
     owner_earnings_by_day,
     payout_by_id,
-    payout_by_key,
     payouts_for_user,
     repay_debt,
     return_payout,
@@ -41,7 +40,6 @@ from echo_control.db.holds import (
     release_hold,
     settle_hold,
     shrink_holds,
-    store_settle_response,
     sweep_lapsed_holds,
 )
 from echo_control.db.housekeeping import (
@@ -50,6 +48,7 @@ from echo_control.db.housekeeping import (
     purge_idempotency_keys,
     purge_rate_limit_windows,
 )
+from echo_control.db.idempotency import claim_idempotency_key, store_idempotent_response
 from echo_control.db.keys import (
     active_api_key,
     api_keys_for_user,
@@ -64,15 +63,16 @@ from echo_control.db.ledger import (
     adjustments_total,
     apply_entry,
     balance,
-    claim_idempotency_key,
+    credit_lot,
     expired_grant_lots,
     key_room,
     ledger_page,
     lock_funds,
     lots,
+    net_debt,
     payment_lot,
     record_debit,
-    store_idempotent_response,
+    reverse_earnings,
 )
 from echo_control.db.migrations import apply_migrations
 from echo_control.db.payments import (
@@ -80,13 +80,28 @@ from echo_control.db.payments import (
     lock_payment,
     payment_by_id,
     payments_for_user,
+    record_dispute,
     record_stripe_event,
     set_payment_session,
     update_payment,
 )
 from echo_control.db.prices import app_prices, lock_app_prices, price_rules, replace_app_prices
+from echo_control.db.sessions import (
+    insert_oidc_sign_in,
+    revoke_session,
+    session_user,
+    session_user_by_token,
+    start_session,
+    take_oidc_sign_in,
+)
 from echo_control.db.transactions import transactions_page
-from echo_control.db.users import set_user_clerk_id, user_by_email, user_by_id, user_for_clerk_id
+from echo_control.db.users import (
+    set_user_clerk_id,
+    user_by_email,
+    user_by_id,
+    user_for_clerk_id,
+    user_for_oidc_identity,
+)
 
 __all__ = [
     "EARN_MARKUP",
@@ -114,6 +129,7 @@ __all__ = [
     "complete_payout",
     "connection",
     "create_hold",
+    "credit_lot",
     "customers_of_app",
     "discard_connection",
     "earnings_account",
@@ -127,6 +143,7 @@ __all__ = [
     "insert_api_key",
     "insert_app",
     "insert_flash",
+    "insert_oidc_sign_in",
     "insert_payment",
     "join_app",
     "keep_stripe_account",
@@ -140,24 +157,29 @@ __all__ = [
     "lock_payment",
     "lock_payout",
     "lots",
+    "net_debt",
     "owner_earnings_by_day",
     "payment_by_id",
     "payment_lot",
     "payments_for_user",
     "payout_by_id",
-    "payout_by_key",
     "payouts_for_user",
     "price_rules",
     "purge_expired_flashes",
     "purge_idempotency_keys",
     "purge_rate_limit_windows",
     "record_debit",
+    "record_dispute",
     "record_stripe_event",
     "release_hold",
     "repay_debt",
     "replace_app_prices",
     "return_payout",
+    "reverse_earnings",
     "revoke_api_key",
+    "revoke_session",
+    "session_user",
+    "session_user_by_token",
     "set_payment_session",
     "set_payouts_enabled",
     "set_user_clerk_id",
@@ -165,10 +187,11 @@ __all__ = [
     "shrink_holds",
     "stale_pending_payouts",
     "start_payout",
+    "start_session",
     "store_idempotent_response",
-    "store_settle_response",
     "sweep_lapsed_holds",
     "take_flash",
+    "take_oidc_sign_in",
     "transaction",
     "transactions_page",
     "update_api_key",
@@ -179,4 +202,5 @@ __all__ = [
     "user_by_email",
     "user_by_id",
     "user_for_clerk_id",
+    "user_for_oidc_identity",
 ]

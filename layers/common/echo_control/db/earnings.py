@@ -295,7 +295,7 @@ def account_for_stripe_id(stripe_account_id: str) -> Row | None:
 
 _PAYOUT_COLUMNS = (
     "p.id, p.user_id, p.amount, p.status, p.amount_returned, p.stripe_account_id, p.stripe_transfer_id, "
-    "p.idempotency_key, p.failure_reason, p.created_at, p.updated_at"
+    "p.failure_reason, p.created_at, p.updated_at"
 )
 
 
@@ -307,19 +307,12 @@ def lock_earnings_account(conn: Conn, user_id: UUID) -> Row | None:
     return conn.execute(_EXACT_ACCOUNT, {"user_id": user_id}).fetchone()
 
 
-def payout_by_key(conn: Conn, user_id: UUID, idempotency_key: str) -> Row | None:
-    return conn.execute(
-        f"SELECT {_PAYOUT_COLUMNS} FROM payouts p WHERE p.user_id = %s AND p.idempotency_key = %s",
-        [user_id, idempotency_key],
-    ).fetchone()
-
-
 # Moves the amount from available to pending with its (negative) earning entry; the caller holds the account lock
 # and has checked that available covers it (the CHECK constraint guards it as well).
 _START_PAYOUT = f"""
 WITH payout AS (
-    INSERT INTO payouts AS p (id, user_id, amount, status, stripe_account_id, idempotency_key)
-    VALUES (%(id)s, %(user_id)s, %(amount)s, 'pending', %(stripe_account_id)s, %(key)s)
+    INSERT INTO payouts AS p (id, user_id, amount, status, stripe_account_id)
+    VALUES (%(id)s, %(user_id)s, %(amount)s, 'pending', %(stripe_account_id)s)
     RETURNING {_PAYOUT_COLUMNS}
 ), entry AS (
     INSERT INTO earning_entries (user_id, kind, amount, idempotency_key, reference_id)
@@ -333,16 +326,8 @@ SELECT * FROM payout
 """
 
 
-def start_payout(
-    conn: Conn, *, payout_id: UUID, user_id: UUID, amount: Decimal, stripe_account_id: str, idempotency_key: str
-) -> Row:
-    params = {
-        "id": payout_id,
-        "user_id": user_id,
-        "amount": amount,
-        "stripe_account_id": stripe_account_id,
-        "key": idempotency_key,
-    }
+def start_payout(conn: Conn, *, payout_id: UUID, user_id: UUID, amount: Decimal, stripe_account_id: str) -> Row:
+    params = {"id": payout_id, "user_id": user_id, "amount": amount, "stripe_account_id": stripe_account_id}
     row = conn.execute(_START_PAYOUT, params).fetchone()
     assert row is not None
     return row

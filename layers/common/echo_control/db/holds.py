@@ -8,7 +8,7 @@ from psycopg.types.json import Jsonb
 from echo_control.db.connection import Conn, Row, connection
 from echo_control.db.ledger import CHARGE_CALL, LOCK_FUNDS, PRICE, run_until_seen, verdict
 
-_HOLD_COLUMNS = "id, user_id, echo_app_id, api_key_id, amount, status, expires_at, created_at, closed_at, settle_hash"
+_HOLD_COLUMNS = "id, user_id, echo_app_id, api_key_id, amount, status, expires_at, created_at, closed_at"
 
 # Reserves the amount when what is available covers it and the key's limit allows it: a hold is how a client asks
 # before serving, so it always refuses when short.
@@ -59,7 +59,7 @@ _SETTLE_HOLD = (
 ),"""
     + CHARGE_CALL
     + """, closed AS (
-    UPDATE holds h SET status = 'settled', closed_at = now(), transaction_id = tx.id, settle_hash = %(settle_hash)s
+    UPDATE holds h SET status = 'settled', closed_at = now(), transaction_id = tx.id
     FROM tx, target WHERE h.id = target.id
 )
 SELECT purse.seen_all, tx.id, tx.created_at, tx.cost, tx.markup_amount, tx.overrun, tx.shortfall, tx.earned_amount,
@@ -158,7 +158,7 @@ def hold(hold_id: UUID, user_id: UUID, echo_app_id: UUID, conn: Conn | None = No
     return (
         (conn or connection())
         .execute(
-            f"SELECT {_HOLD_COLUMNS}, settle_response, status = 'active' AND expires_at <= now() AS lapsed "
+            f"SELECT {_HOLD_COLUMNS}, status = 'active' AND expires_at <= now() AS lapsed "
             "FROM holds WHERE id = %s AND user_id = %s AND echo_app_id = %s",
             [hold_id, user_id, echo_app_id],
         )
@@ -172,10 +172,6 @@ def settle_hold(conn: Conn, params: dict[str, Any]) -> Row | None:
         params = {**params, "metadata": Jsonb(params["metadata"])}
     row = run_until_seen(conn, _SETTLE_HOLD, params)
     return row if row is not None and row["id"] is not None else None
-
-
-def store_settle_response(conn: Conn, hold_id: UUID, response: dict[str, Any]) -> None:
-    conn.execute("UPDATE holds SET settle_response = %s WHERE id = %s", [Jsonb(response), hold_id])
 
 
 def release_hold(conn: Conn, hold_id: UUID, user_id: UUID, echo_app_id: UUID) -> Row | None:

@@ -7,13 +7,15 @@ from datetime import timedelta
 
 from echo_control.db.connection import connection
 
+# A payout's key is kept as long as its payout: money leaves, so a late retry must find it, never pay again.
 _PURGE_IDEMPOTENCY_KEYS = """
 DELETE FROM idempotency_keys i
 USING (
-    SELECT user_id, key FROM idempotency_keys WHERE created_at < now() - %(age)s
+    SELECT scope_kind, scope_id, key FROM idempotency_keys
+    WHERE created_at < now() - %(age)s AND operation <> 'request_payout'
     ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 ) old
-WHERE i.user_id = old.user_id AND i.key = old.key
+WHERE i.scope_kind = old.scope_kind AND i.scope_id = old.scope_id AND i.key = old.key
 """
 
 # A pending payment with a payment intent is one Stripe completed with a delayed method (a bank debit): the

@@ -1,4 +1,4 @@
-"""Balances, the append-only ledger, metered debits and idempotency keys."""
+"""Balances, the append-only ledger and metered debits."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -255,30 +255,6 @@ def record_debit(conn: Conn, params: dict[str, Any]) -> Row | None:
     return run_until_seen(conn, RECORD_DEBIT, {"require_funds": False, **params})
 
 
-def claim_idempotency_key(conn: Conn, user_id: UUID, key: str, request_hash: str) -> Row | None:
-    """Claims the key inside the caller's transaction; a concurrent claimant waits here until it ends.
-
-    Returns None when this transaction owns the key, else the earlier request's record."""
-    claimed = conn.execute(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES (%s, %s, %s) "
-        "ON CONFLICT DO NOTHING RETURNING key",
-        [user_id, key, request_hash],
-    ).fetchone()
-    if claimed:
-        return None
-    return conn.execute(
-        "SELECT request_hash, status_code, response FROM idempotency_keys WHERE user_id = %s AND key = %s",
-        [user_id, key],
-    ).fetchone()
-
-
-def store_idempotent_response(conn: Conn, user_id: UUID, key: str, status_code: int, response: dict[str, Any]) -> None:
-    conn.execute(
-        "UPDATE idempotency_keys SET status_code = %s, response = %s WHERE user_id = %s AND key = %s",
-        [status_code, Jsonb(response), user_id, key],
-    )
-
-
 _ENSURE_BALANCE = "INSERT INTO balances (user_id) VALUES (%(user_id)s) ON CONFLICT DO NOTHING"
 
 _LOCK_AVAILABLE = "WITH" + LOCK_FUNDS + " SELECT available, seen_all FROM purse"
@@ -433,8 +409,119 @@ def expired_grant_lots(limit: int) -> list[Row]:
 def payment_lot(conn: Conn, payment_id: UUID) -> Row | None:
     """The lot a payment credited, locked (the caller holds its user's balance lock)."""
     return conn.execute(
-        "SELECT id, user_id, amount, remaining FROM credit_lots WHERE payment_id = %s FOR UPDATE", [payment_id]
+        "SELECT id, user_id, amount, remaining, spent_refunded FROM credit_lots WHERE payment_id = %s FOR UPDATE",
+        [payment_id],
     ).fetchone()
+
+
+# A refund or a dispute took back `share` of what a lot had paid for calls (spent and not refunded before): the same
+# share of what each of those calls earned from it is reversed, exactly (all of it when the share is the whole),
+# with an entry per call that clears when its earning does (or at once when that one has cleared): it comes out of
+# clearing while the earning is clearing, else out of available, which may go below zero.
+_REVERSE_EARNINGS = """
+WITH lot AS (
+    UPDATE credit_lots SET spent_refunded = spent_refunded + %(spent)s WHERE id = %(lot_id)s
+    RETURNING id
+), due AS (
+    SELECT c.transaction_id, c.lot_id,
+           CASE WHEN %(whole)s THEN c.earned - c.reversed
+                ELSE trunc((c.earned - c.reversed) * %(spent)s / %(outstanding)s, 6) END AS amount
+    FROM call_lots c WHERE c.lot_id = %(lot_id)s AND c.earned > c.reversed AND (SELECT count(*) FROM lot) = 1
+), marked AS (
+    UPDATE call_lots c SET reversed = c.reversed + due.amount FROM due
+    WHERE c.lot_id = due.lot_id AND c.transaction_id = due.transaction_id AND due.amount > 0
+)
+INSERT INTO earning_entries
+    (user_id, kind, amount, idempotency_key, reference_id, echo_app_id, clears_at, folded, cleared)
+SELECT a.user_id, 'reversal', -due.amount, 'reversal:' || %(key)s || ':' || due.transaction_id,
+       due.transaction_id, a.id,
+       greatest(now(), coalesce((SELECT max(e.clears_at) FROM earning_entries e
+                                 WHERE e.reference_id = due.transaction_id AND e.kind = 'markup'), now())),
+       false, false
+FROM due JOIN llm_transactions t ON t.id = due.transaction_id JOIN echo_apps a ON a.id = t.echo_app_id
+WHERE due.amount > 0
+"""
+
+
+def reverse_earnings(conn: Conn, lot: Row, spent: Decimal, key: str) -> None:
+    """Reverses the earnings of `spent` of what the lot paid for calls (refunded after being spent)."""
+    outstanding = lot["amount"] - lot["remaining"] - lot["spent_refunded"]
+    spent = min(spent, outstanding)
+    if spent <= 0:
+        return
+    whole = spent == outstanding
+    params = {"lot_id": lot["id"], "spent": spent, "outstanding": outstanding, "whole": whole, "key": key}
+    conn.execute(_REVERSE_EARNINGS, params)
+
+
+# Debt the user owes while credits are left (a dispute made it): those credits pay it, in the order calls take them.
+_NET_DEBT = """
+WITH owed AS (
+    SELECT debt FROM balances WHERE user_id = %(user_id)s
+), lots AS (
+    SELECT id, remaining, sum(remaining) OVER (ORDER BY lot_order, expires_at, id) AS running
+    FROM credit_lots
+    WHERE user_id = %(user_id)s AND remaining > 0 AND (expires_at IS NULL OR expires_at > now())
+), take AS (
+    SELECT lots.id, least(lots.remaining, owed.debt - (lots.running - lots.remaining)) AS amount
+    FROM lots, owed WHERE lots.running - lots.remaining < owed.debt
+), taken AS (
+    UPDATE credit_lots l SET remaining = l.remaining - take.amount FROM take WHERE l.id = take.id
+)
+UPDATE balances SET debt = debt - (SELECT coalesce(sum(amount), 0) FROM take) WHERE user_id = %(user_id)s
+"""
+
+
+def net_debt(conn: Conn, user_id: UUID) -> None:
+    """Pays the user's debt from their live lots (under the balance's lock); the balance does not change."""
+    conn.execute(_NET_DEBT, {"user_id": user_id})
+
+
+# Credits back to one lot (a dispute won): the entry, what the user owes paid first, the rest back into the lot.
+_CREDIT_LOT = """
+WITH prior AS (
+    SELECT debt FROM balances WHERE user_id = %(user_id)s
+), entry AS (
+    INSERT INTO ledger_entries (user_id, kind, amount, idempotency_key, reference_id, reason, balance_after)
+    SELECT %(user_id)s, %(kind)s, %(amount)s, %(idempotency_key)s, %(reference_id)s, %(reason)s,
+           b.balance + %(amount)s
+    FROM balances b WHERE b.user_id = %(user_id)s
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING amount
+), back AS (
+    SELECT l.id, least(l.amount - l.remaining, entry.amount - least(prior.debt, entry.amount)) AS into_lot,
+           entry.amount - least(prior.debt, entry.amount) AS owed_back
+    FROM credit_lots l, entry, prior WHERE l.id = %(lot_id)s
+), restored AS (
+    UPDATE credit_lots l SET remaining = l.remaining + back.into_lot FROM back WHERE l.id = back.id
+), overflow AS (  -- what the user's other credits paid of the dispute's debt comes back as cash of its own
+    INSERT INTO credit_lots (user_id, source, cash, amount, remaining)
+    SELECT %(user_id)s, 'adjustment', true, owed_back - into_lot, owed_back - into_lot FROM back
+    WHERE owed_back > into_lot
+)
+UPDATE balances b SET balance = b.balance + entry.amount, debt = b.debt - least(prior.debt, entry.amount),
+    total_paid = b.total_paid + %(paid)s, updated_at = now()
+FROM entry, prior WHERE b.user_id = %(user_id)s
+RETURNING b.balance
+"""
+
+
+def credit_lot(
+    conn: Conn, *, user_id: UUID, lot_id: int, kind: str, amount: Decimal, key: str, reference_id: UUID
+) -> Row | None:
+    """Credits `amount` back to a lot (paying debt first), under the balance's lock; None if applied before."""
+    lock_funds(conn, user_id)
+    params = {
+        "user_id": user_id,
+        "lot_id": lot_id,
+        "kind": kind,
+        "amount": amount,
+        "idempotency_key": key,
+        "reference_id": reference_id,
+        "reason": None,
+        "paid": amount,
+    }
+    return conn.execute(_CREDIT_LOT, params).fetchone()
 
 
 def ledger_page(user_id: UUID, before_id: int | None, limit: int) -> list[Row]:

@@ -1,4 +1,4 @@
-"""Users: created on first sight of their clerkId, found by email or id."""
+"""Users: created on first sight of their clerkId or OpenID Connect identity, found by email or id."""
 
 from uuid import UUID
 
@@ -26,6 +26,48 @@ def user_for_clerk_id(clerk_id: str, email: str, name: str | None) -> Row | None
     row = conn.execute(_USER_BY_CLERK_ID, params).fetchone()
     if row is None:  # lost a race with a concurrent first sight, or the email belongs to another user
         row = conn.execute("SELECT id, email, name, role FROM users WHERE clerk_id = %s", [clerk_id]).fetchone()
+    return row
+
+
+# Found by (issuer, subject); else, when the provider vouches for the email, the account with that email that has
+# no provider identity yet takes this one (someone who used the dashboard before its sign-in moved to the provider);
+# else created. An unverified email that another account has creates nothing (None).
+_USER_BY_OIDC_IDENTITY = """
+WITH found AS (
+    SELECT id, email, name, role FROM users WHERE oidc_issuer = %(issuer)s AND oidc_subject = %(subject)s
+), linked AS (
+    UPDATE users SET oidc_issuer = %(issuer)s, oidc_subject = %(subject)s, updated_at = now()
+    WHERE %(email_verified)s AND lower(email) = lower(%(email)s) AND oidc_issuer IS NULL
+      AND NOT EXISTS (SELECT 1 FROM found)
+    RETURNING id, email, name, role
+), created AS (
+    INSERT INTO users (email, name, oidc_issuer, oidc_subject)
+    SELECT %(email)s, %(name)s, %(issuer)s, %(subject)s
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM linked)
+    ON CONFLICT DO NOTHING
+    RETURNING id, email, name, role
+), balance AS (
+    INSERT INTO balances (user_id) SELECT id FROM created
+)
+SELECT * FROM found UNION ALL SELECT * FROM linked UNION ALL SELECT * FROM created
+"""
+
+
+def user_for_oidc_identity(issuer: str, subject: str, email: str, name: str | None, email_verified: bool) -> Row | None:
+    """The user an OpenID Connect provider's (issuer, sub) names, linked or created (with an empty balance) on first
+    sight; None when the email belongs to another account and the provider does not vouch for it."""
+    params = {"issuer": issuer, "subject": subject, "email": email, "name": name, "email_verified": email_verified}
+    with transaction() as conn:
+        row = conn.execute(_USER_BY_OIDC_IDENTITY, params).fetchone()
+    if row is None:  # lost a race with a concurrent first sight, or the email belongs to another account
+        row = (
+            connection()
+            .execute(
+                "SELECT id, email, name, role FROM users WHERE oidc_issuer = %s AND oidc_subject = %s",
+                [issuer, subject],
+            )
+            .fetchone()
+        )
     return row
 
 

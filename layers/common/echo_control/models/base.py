@@ -38,7 +38,7 @@ MAX_PRICED_MODELS = 500  # entries in an app's allowed models, and in its overri
 MAX_PRICED_MODEL_LENGTH = 200
 
 TransactionStatus = Literal["success", "error", "timeout"]
-PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
+PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired", "disputed"]
 PayoutStatus = Literal["pending", "paid", "failed", "reversed"]
 
 
@@ -83,6 +83,18 @@ def _iso_text(value: Any) -> Any:
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must include a time zone, e.g. 2027-01-01T00:00:00Z")
+    return _in_years(value)
+
+
+# A date or instant must be a day of these years: a day or a zone's hours past them cannot be represented (Python
+# dates end with 9999, and Unix time starts in 1970), so a bound like to=9999-12-31 would overflow into a 500.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+YEARS_PATTERN = "^(?:19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"  # the same years, in OpenAPI
+
+
+def _in_years(value: date) -> Any:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be a day of the years {FIRST_YEAR} to {LAST_YEAR}")
     return value
 
 
@@ -118,10 +130,12 @@ class ExactDecimal:
 
     def parse(self, value: Any) -> Decimal:
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
-            return self._from_number(Decimal(value))
-        if not isinstance(value, str) or not self.regex.match(value):
+            amount = self._from_number(Decimal(value))
+        elif not isinstance(value, str) or not self.regex.match(value):
             raise ValueError(f"must be a decimal string, {self.description} (e.g. {self.example!r})")
-        return Decimal(value)
+        else:
+            amount = Decimal(value)
+        return amount if amount else abs(amount)  # -0 is 0: "-0.000000" is never written or answered
 
     def _from_number(self, number: Decimal) -> Decimal:
         if not number.is_finite() or not self.minimum <= number <= self.maximum:
@@ -158,7 +172,8 @@ _SPEND_LIMIT = ExactDecimal(
 )
 _PAYMENT = ExactDecimal(
     PAYMENT_PATTERN,
-    "dollars (USD) from 1 to 10,000 in cents (a deployment may cap it lower: ECHO_MAX_PAYMENT_USD)",
+    'USD as dollars with at most 2 decimal places ("20.00", not cents), from 1 to 10,000 (a deployment may cap it '
+    "lower: ECHO_MAX_PAYMENT_USD)",
     "20.00",
     minimum=MIN_PAYMENT,
     maximum=MAX_PAYMENT,
@@ -175,7 +190,8 @@ _PER_MILLION = ExactDecimal(
 
 _PAYOUT = ExactDecimal(
     PAYOUT_PATTERN,
-    "dollars (USD) in cents, at most 1,000,000 (and at least ECHO_MIN_PAYOUT_USD, 10 by default)",
+    'USD as dollars with at most 2 decimal places ("15.00", not cents), at most 1,000,000 and at least '
+    "ECHO_MIN_PAYOUT_USD (10 by default)",
     "25.00",
     minimum=Decimal(0),
     maximum=MAX_PAYOUT,
@@ -224,7 +240,7 @@ PerMillion = Annotated[Decimal, _PER_MILLION.validator, _PER_MILLION.serializer,
 PayoutAmount = Annotated[Decimal, _PAYOUT.validator, _PAYOUT.serializer, _PAYOUT.schema]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS), BeforeValidator(_json_integer)]
 Flag = Annotated[bool, Field(strict=True)]
-IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+IsoDate = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_in_years)]
 
 
 def _date_or_time(value: Any) -> date | datetime:
@@ -232,16 +248,21 @@ def _date_or_time(value: Any) -> date | datetime:
     if isinstance(value, datetime):
         return _aware(value)
     if isinstance(value, date):
-        return value
+        return _in_years(value)
     if not isinstance(value, str):
         raise ValueError("must be a date (2027-01-01) or an RFC 3339 date-time (2027-01-01T00:00:00Z)")
+    parsed: date | None = None
     try:
         if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-            return date.fromisoformat(value)
-        if re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T", value):
-            return _aware(datetime.fromisoformat(value))
+            parsed = date.fromisoformat(value)
+        elif re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T", value):
+            parsed = datetime.fromisoformat(value)
     except ValueError:
         pass
+    if isinstance(parsed, datetime):
+        return _aware(parsed)
+    if parsed is not None:
+        return _in_years(parsed)
     raise ValueError("must be a date (2027-01-01) or an RFC 3339 date-time with a zone (2027-01-01T00:00:00Z)")
 
 
@@ -252,12 +273,21 @@ DateOrTime = Annotated[
     PlainValidator(_date_or_time, json_schema_input_type=str),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
-            "description": "a date (the whole UTC day) or an RFC 3339 date-time with a time zone",
+            "anyOf": [
+                {"type": "string", "format": "date", "pattern": YEARS_PATTERN},
+                {"type": "string", "format": "date-time", "pattern": YEARS_PATTERN},
+            ],
+            "description": f"a date (the whole UTC day) or an RFC 3339 date-time with a time zone, in {FIRST_YEAR}-"
+            f"{LAST_YEAR}",
         }
     ),
 ]
-AwareDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_aware)]
+AwareDateTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_aware),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEARS_PATTERN}),
+]
 
 
 class CamelModel(BaseModel):

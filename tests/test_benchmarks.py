@@ -1,0 +1,76 @@
+"""Every benchmark runs at a tiny size (a few users or thousand rows, one short round) against the current schema and
+code: a migration or a change of the SQL, the handlers or the build that a benchmark depends on fails here, not the
+next time someone measures. What a benchmark measures is not asserted (figures belong to bench/); what it checks
+afterwards (balances reconciled, every endpoint answered) is."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {
+    "debits": ["--seconds", "0.3", "--rounds", "1", "--users", "4", "--callers", "2", "--processes", "1"],
+    "holds": ["--seconds", "0.3", "--rounds", "1", "--users", "4", "--callers", "2", "--processes", "1"],
+    "analytics": ["--rows", "3000", "--requests", "3"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(database_url: str) -> dict[str, str]:
+    """The database benchmarks at once (each makes and drops its own database on the tests' server): their output."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / f"{name}.py"), *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, args in TINY.items()
+    }
+    outputs = {}
+    for name, process in running.items():
+        out, _ = process.communicate(timeout=240)
+        assert process.returncode == 0, f"bench/{name}.py failed:\n{out}"
+        outputs[name] = out
+    return outputs
+
+
+def test_debits_benchmark_runs_every_case_and_reconciles(tiny_runs: dict[str, str]) -> None:
+    out = tiny_runs["debits"]
+    for case in ("(a) many users", "(b) one hot user", "(c) one owner's customers", "(d) many users, app prices"):
+        assert case in out, out
+    assert "reconciliation after the run: 0 users off; 0 owners' earnings off; 0 calls' markup not earned" in out, out
+
+
+def test_holds_benchmark_runs_every_case_and_reconciles(tiny_runs: dict[str, str]) -> None:
+    out = tiny_runs["holds"]
+    assert "(a) many users" in out and "(b) one hot user" in out, out
+    assert "after the run: 0 balances off, 0 held sums off" in out, out
+
+
+def test_analytics_benchmark_loads_and_times_every_endpoint(tiny_runs: dict[str, str]) -> None:
+    out = tiny_runs["analytics"]
+    assert "loaded 3,000 transactions" in out, out
+    for endpoint in ("usage (30 days)", "app list with totals", "history, first page", "earnings, all apps"):
+        assert endpoint in out, out
+
+
+def test_cold_start_benchmark_runs_on_the_built_function(database_url: str) -> None:
+    """One fresh container of the priced call's function, on the build `make build-host` makes (shared with
+    tests/test_built_functions.py)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cold_start.py"), "--runs", "1", "--only", "RecordTransactionFunction"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "RecordTransactionFunction" in done.stdout and "INIT median of medians" in done.stdout, done.stdout
