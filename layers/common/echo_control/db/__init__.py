@@ -7,6 +7,7 @@ the names below are the package's whole surface.
 from echo_control.db.analytics import usage_by_day, usage_by_model
 from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
 from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
+from echo_control.db.credit_codes import credit_codes, insert_credit_code, record_redemption, take_code_use
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
     EARN_MARKUP,
@@ -129,6 +130,7 @@ __all__ = [
     "complete_payout",
     "connection",
     "create_hold",
+    "credit_codes",
     "credit_lot",
     "customers_of_app",
     "discard_connection",
@@ -142,6 +144,7 @@ __all__ = [
     "hold",
     "insert_api_key",
     "insert_app",
+    "insert_credit_code",
     "insert_flash",
     "insert_oidc_sign_in",
     "insert_payment",
@@ -170,6 +173,7 @@ __all__ = [
     "purge_rate_limit_windows",
     "record_debit",
     "record_dispute",
+    "record_redemption",
     "record_stripe_event",
     "release_hold",
     "repay_debt",
@@ -190,6 +194,7 @@ __all__ = [
     "start_session",
     "store_idempotent_response",
     "sweep_lapsed_holds",
+    "take_code_use",
     "take_flash",
     "take_oidc_sign_in",
     "transaction",

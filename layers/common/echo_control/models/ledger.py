@@ -12,6 +12,7 @@ from echo_control.models.base import (
     METADATA_SCHEMA,
     NO_NUL,
     AdjustmentAmount,
+    AwareDateTime,
     CamelModel,
     Cost,
     Flag,
@@ -19,6 +20,7 @@ from echo_control.models.base import (
     MetadataKey,
     MetadataValue,
     ModelName,
+    PaymentAmount,
     Reason,
     RequestModel,
     Tokens,
@@ -174,3 +176,37 @@ class PriceSource(CamelModel):
 class ModelPriceList(CamelModel):
     models: list[ModelPrice]
     source: PriceSource
+
+
+class CreditCodeCreate(RequestModel):
+    """POST /api/credit-codes (admin): a promotional grant that up to maxUses users may redeem, once each."""
+
+    amount: PaymentAmount  # USD granted on each redemption
+    max_uses: Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_json_integer)]
+    expires_at: AwareDateTime | None = None  # the code can no longer be redeemed from then on
+    credit_days: Annotated[int, Field(ge=1, le=3650), BeforeValidator(_json_integer)] | None = None  # grant's life
+
+
+class CreditCodeOut(CamelModel):
+    id: str
+    code: str
+    amount: Decimal
+    max_uses: int
+    uses: int
+    expires_at: datetime | None
+    credit_days: int | None
+    created_at: datetime
+
+
+class CreditCodeList(CamelModel):
+    codes: list[CreditCodeOut]
+
+
+class CreditCodeRedeem(RequestModel):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
+class CreditCodeRedeemed(CamelModel):
+    amount: Decimal
+    expires_at: datetime | None  # when the granted credit stops counting (creditDays after redemption), or never
+    balance: BalanceOut
