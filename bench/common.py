@@ -111,17 +111,47 @@ def api_event(path: str, resource: str, key: str, body: str, path_parameters: di
     }
 
 
+# API Gateway's authorizer cache, as `--authorizer-ttl` asks: the policy for an Authorization header is reused for
+# that many seconds (0, the template's ReauthorizeEvery, calls the authorizer on every request).
+AUTHORIZER_TTL_VARIABLE = "BENCH_AUTHORIZER_TTL"
+_policies: dict[str, tuple[float, dict]] = {}
+
+
 def through_authorizer(gateway, resource: str, event: dict) -> dict:  # type: ignore[no-untyped-def]
-    """The request as API Gateway makes it: the authorizer, then the route's function with its context; the
-    function's answer must be a 201."""
+    """The request as API Gateway makes it: the authorizer (or its cached policy), then the route's function with
+    its context; the function's answer must be a 201."""
+    import time
+
     route = next(r for r in gateway.api.routes if r.path == resource and r.method == "POST")
-    authorizer = gateway.functions[gateway.api.authorizer_dir]
-    policy = authorizer.invoke({"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/x", **event})
+    ttl = float(os.environ.get(AUTHORIZER_TTL_VARIABLE) or 0)
+    identity = event["headers"]["Authorization"]
+    cached = _policies.get(identity)
+    if cached and cached[0] > time.monotonic():
+        policy = cached[1]
+    else:
+        authorizer = gateway.functions[gateway.api.authorizer_dir]
+        policy = authorizer.invoke({"type": "REQUEST", "methodArn": "arn:aws:execute-api:x:0:a/b/POST/x", **event})
+        if ttl:
+            _policies[identity] = (time.monotonic() + ttl, policy)
     event["requestContext"]["authorizer"] = {**policy["context"], "principalId": policy["principalId"]}
     result = gateway.functions[route.code_dir].invoke(event)
     if result["statusCode"] != 201:
         raise RuntimeError(result["body"])
     return result
+
+
+def add_authorizer_ttl_argument(parser) -> None:  # type: ignore[no-untyped-def]
+    parser.add_argument(
+        "--authorizer-ttl",
+        type=float,
+        default=0,
+        help="seconds API Gateway would cache the authorizer's answer per key (the template's is 0: no cache)",
+    )
+
+
+def use_authorizer_ttl(seconds: float) -> None:
+    """Read by every caller process (they inherit the environment)."""
+    os.environ[AUTHORIZER_TTL_VARIABLE] = str(seconds)
 
 
 def _thread(gateway, work, keys: list[str], deadline: float, counts: list[int], index: int) -> None:  # type: ignore[no-untyped-def]

@@ -15,12 +15,14 @@ from pathlib import Path
 
 from common import (  # type: ignore[import-not-found]
     Callers,
+    add_authorizer_ttl_argument,
     api_event,
     drop_database,
     fresh_database,
     print_case,
     run_pgbench,
     through_authorizer,
+    use_authorizer_ttl,
 )
 from debits import setup  # type: ignore[import-not-found]
 
@@ -115,13 +117,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--callers", type=int, default=16)
     parser.add_argument("--processes", type=int, default=4)
+    add_authorizer_ttl_argument(parser)
     args = parser.parse_args()
+    use_authorizer_ttl(args.authorizer_ttl)
 
     url, admin = fresh_database("echo_bench_holds")
     try:
         holders, _ = setup(args.users)
         all_keys = [k for k, _ in holders]
-        print(f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds")
+        print(
+            f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds; "
+            f"authorizer cache {args.authorizer_ttl:g}s"
+        )
         print(f"{'case':<28}{'ours pairs/s':>15}{'pgbench tps':>15}{'ratio':>8}{'load':>7}")
         with Callers(url, args.callers, args.processes) as callers:
             for label, hot in (("(a) many users", False), ("(b) one hot user", True)):

@@ -19,13 +19,16 @@ from local_runner.template import ROOT
 SECURITY_SCHEMES = {
     "session": HTTPBearer(
         scheme="bearer",
-        bearerFormat="JWT",
-        description="A user session: a Clerk session token, or in dev mode one from POST /api/dev/session.",
+        bearerFormat="JWT or ses_…",
+        description="A user session: in dev mode one from POST /api/dev/session; in oidc mode the dashboard's "
+        "session or the identity provider's ID token; in clerk mode a Clerk session token. Signing out (POST "
+        "/sign-out) ends the sessions Echo Control starts.",
     ),
     "apiKey": HTTPBearer(
         scheme="bearer",
         bearerFormat="echo_…",
-        description="An Echo API key (POST /api/api-keys shows it once). Acts for its user and app.",
+        description="An Echo API key (POST /api/api-keys shows it once), or a Sign in with Echo access token "
+        "(echo_at_…, from POST /oauth/token). Acts for its user and app.",
     ),
 }
 
@@ -109,7 +112,9 @@ def build() -> dict[str, Any]:
         security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
         on_conflict="error",
     )
-    routes = sorted((r for r in api.routes if r.path.startswith("/api/")), key=lambda r: (r.path, r.method))
+    # The API, and Sign in with Echo's token and revocation endpoints (its /oauth/authorize is a page)
+    documented = ("/api/", "/oauth/")
+    routes = sorted((r for r in api.routes if r.path.startswith(documented)), key=lambda r: (r.path, r.method))
     operations: list[tuple[template.Route, str | None]] = []
     for route in routes:
         module = lambdas.load_module(route.code_dir)
@@ -132,6 +137,12 @@ def build() -> dict[str, Any]:
             operation["summary"] = summary
         responses = operation.setdefault("responses", {})
         responses.pop("422", None)  # Powertools' own validation error shape; ours is ErrorResponse
+        if route.path.startswith("/oauth/"):  # OAuth's own error shape (RFC 6749 5.2), declared by the function
+            responses["503"] = {"description": ERROR_RESPONSES["503"], "headers": RETRY_AFTER}
+            responses["503"]["content"] = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            }
+            continue
         for status in _errors_for(operation, route):
             responses.setdefault(status, {"description": ERROR_RESPONSES[status]})
         for status, response in responses.items():

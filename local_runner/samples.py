@@ -27,6 +27,10 @@ SAMPLE_CUSTOMER = UUID("11111111-1111-4111-8111-222222222222")
 SAMPLE_CUSTOMER_EMAIL = "sample-customer@example.com"
 SAMPLE_CUSTOMER_KEY_ID = UUID("33333333-3333-4333-8333-555555555555")
 COOKIE_PLACEHOLDER = "SIGNED-BY-THE-TESTS"
+# Sign in with Echo: the sample app's redirect URI, and the PKCE verifier of the code each token event gets minted
+SAMPLE_REDIRECT_URI = "http://localhost:8765/callback"
+SAMPLE_CODE_CHALLENGE = "xhMK2jXDglip-o5whMgyK9Fi1Ek0h6UKiaY8HfJZEe0"  # S256 of the verifier in the token event
+CODE_PLACEHOLDER = "MINTED-BY-THE-TESTS"
 
 
 def load_sample_rows() -> None:
@@ -48,9 +52,9 @@ def load_sample_rows() -> None:
             "INSERT INTO balances (user_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [SAMPLE_USER, SAMPLE_ADMIN]
         )
         conn.execute(
-            "INSERT INTO echo_apps (id, name, user_id, markup, accepts_customers) "
-            "VALUES (%s, 'Sample app', %s, 2, true) ON CONFLICT DO NOTHING",
-            [SAMPLE_APP, SAMPLE_USER],
+            "INSERT INTO echo_apps (id, name, user_id, markup, accepts_customers, redirect_uris) "
+            "VALUES (%s, 'Sample app', %s, 2, true, ARRAY[%s]) ON CONFLICT DO NOTHING",
+            [SAMPLE_APP, SAMPLE_USER, SAMPLE_REDIRECT_URI],
         )
         for key_id, key in ((SAMPLE_KEY_ID, SAMPLE_KEY), (SPARE_KEY_ID, keys.generate_key())):
             conn.execute(
@@ -143,13 +147,31 @@ def _load_sample_customer(conn: Any) -> None:
 
 
 def ready_event(name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """The sample event `name` (its file's stem) with a fresh Stripe signature or a signed session cookie."""
+    """The sample event `name` (its file's stem) with a fresh Stripe signature, a signed session cookie, or a fresh
+    authorization code."""
     event = copy.deepcopy(event)
     if name == "stripe_webhook":
         from echo_control import config, payments
 
         secret = config.stripe_credentials().webhook_secret
         event["headers"]["Stripe-Signature"] = payments.sign_payload(event["body"], secret)
+    if CODE_PLACEHOLDER in (event.get("body") or ""):  # codes are single-use: a fresh one, as a consent makes
+        import secrets
+
+        from echo_control import db, keys
+
+        code = secrets.token_urlsafe(32)
+        db.create_oauth_grant(
+            SAMPLE_USER,
+            SAMPLE_APP,
+            keys.key_hash(secrets.token_urlsafe(32)),
+            keys.key_hash(code),
+            SAMPLE_REDIRECT_URI,
+            SAMPLE_CODE_CHALLENGE,
+            60,
+            as_customer=False,
+        )
+        event["body"] = event["body"].replace(CODE_PLACEHOLDER, code)
     cookie = (event.get("headers") or {}).get("Cookie", "")
     if COOKIE_PLACEHOLDER in cookie:
         from echo_control import auth

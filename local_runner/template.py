@@ -9,8 +9,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
-# The local runner is a development deployment: what the template creates only there, it serves.
-LOCAL_CONDITIONS = {"IsDevelopment": True}
+# The local runner is a development deployment: what the template creates only there, it serves; what exists only
+# with a Cognito user pool (the custom resource that configures its client) it does not.
+LOCAL_CONDITIONS = {"IsDevelopment": True, "CreatesUserPool": False}
 # What the runner reads of the template; other resources (log groups, roles) exist only in the cloud.
 SERVED = {"AWS::Serverless::Function", "AWS::Serverless::Api"}
 

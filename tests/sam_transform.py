@@ -1,8 +1,10 @@
-"""Runs SAM's own transform (samtranslator, from the SAM CLI's environment) on template.yaml with given parameter
-values, as CloudFormation does at deploy time, and prints the resulting resources as JSON.
+"""Runs SAM's own transform (samtranslator, from the SAM CLI's environment) on a template with given parameter values,
+as CloudFormation does at deploy time, and prints the resulting template as JSON.
 
-`.venv/sam-cli/bin/python tests/sam_transform.py '{"SnapStart": "Enabled"}' [function-code layer-code]`: the code
-locations stand for what `sam package` uploads (a new upload is a new location)."""
+`.venv/sam-cli/bin/python tests/sam_transform.py '{"SnapStart": "Enabled"}' [function-code layer-code [template]]`:
+the code locations stand for what `sam package` uploads (a new upload is a new location); the template is
+template.yaml unless given (e.g. one of the stacks deploy/split.py writes). A parameter with no default and no value
+given gets a placeholder."""
 
 import json
 import os
@@ -28,18 +30,28 @@ class NoManagedPolicies:
         return {}
 
 
-def main(overrides: dict, function_code: str, layer_code: str) -> None:
-    template = yaml_parse(TEMPLATE.read_text())
+def placeholder(declared: dict) -> object:
+    return ["placeholder"] if declared["Type"].startswith(("List<", "CommaDelimitedList")) else "placeholder"
+
+
+def main(overrides: dict, function_code: str, layer_code: str, path: Path = TEMPLATE) -> None:
+    template = yaml_parse(path.read_text())
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = f"s3://artifacts/{function_code}"
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = f"s3://artifacts/{layer_code}"
-    parameters = {name: p["Default"] for name, p in template["Parameters"].items() if "Default" in p}
-    parameters |= DEPLOYMENT | overrides
+        elif resource["Type"] == "AWS::Serverless::Application":
+            resource["Properties"]["Location"] = (
+                f"https://artifacts.s3.amazonaws.com/{resource['Properties']['Location']}"
+            )
+    declared = template.get("Parameters", {})
+    parameters = {name: p.get("Default", placeholder(p)) for name, p in declared.items()}
+    parameters |= {k: v for k, v in DEPLOYMENT.items() if k in declared} | overrides
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    print(json.dumps(transform(template, parameters, NoManagedPolicies())["Resources"]))
+    print(json.dumps(transform(template, parameters, NoManagedPolicies())))
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]), *(sys.argv[2:4] or ["functions-1", "layer-1"]))
+    codes = sys.argv[2:4] or ["functions-1", "layer-1"]
+    main(json.loads(sys.argv[1]), *codes, *[Path(p) for p in sys.argv[4:5]])

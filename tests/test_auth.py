@@ -202,6 +202,8 @@ def test_key_lifecycle_create_use_list_revoke(user, api) -> None:
         "valid": True,
         "userId": user.user["id"],
         "echoAppId": app["id"],
+        "user": {"id": user.user["id"], "email": user.user["email"], "name": None},
+        "echoApp": {"id": app["id"], "name": app["name"]},
         "balance": "0.000000",
         "held": "0.000000",
         "available": "0.000000",

@@ -74,3 +74,20 @@ def test_cold_start_benchmark_runs_on_the_built_function(database_url: str) -> N
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "RecordTransactionFunction" in done.stdout and "INIT median of medians" in done.stdout, done.stdout
+
+
+def test_long_constant_statements_are_parsed_once_per_container(database_url: str) -> None:
+    """The debit and settle statements pass psycopg's 4 KB cache limit: db.connection raises it, so their
+    placeholders are parsed once, not on every call. Fails if psycopg renames the setting (it is not public)."""
+    import psycopg._queries
+
+    from echo_control import db
+    from echo_control.db import holds
+
+    longest = max(len(db.RECORD_DEBIT.encode()), len(holds._SETTLE_HOLD.encode()))
+    assert longest <= psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
+    statement = "SELECT %(n)s::int AS n" + " " * longest  # as long as ours, and harmless
+    before = psycopg._queries._query2pg.cache_info().hits
+    for n in range(3):
+        assert db.connection().execute(statement, {"n": n}).fetchone() == {"n": n}
+    assert psycopg._queries._query2pg.cache_info().hits >= before + 2

@@ -41,7 +41,7 @@ def test_every_api_route_in_the_template_is_documented() -> None:
     assert served - documented == {("GET", "/api/openapi.json"), ("GET", "/api/docs")}
 
 
-def _schemathesis(live_server: str, token: str, report: Path) -> subprocess.CompletedProcess[str]:
+def _schemathesis(live_server: str, token: str, report: Path, *only: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "hooks", "PYTHONPATH": str(CONTRACT)}
     command = [
         sys.executable,
@@ -64,6 +64,7 @@ def _schemathesis(live_server: str, token: str, report: Path) -> subprocess.Comp
         "--no-color",
         "--output-sanitize",
         "false",
+        *only,
     ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
 
@@ -91,6 +92,16 @@ def test_schemathesis_finds_nothing(
     if credential == "API key":  # and once deleted, the key stops working on the very next request
         assert holder.call("DELETE", f"/api/api-keys/{created['id']}").status == 200
         assert api.call("GET", "/api/me", token).status == 401
+
+
+def test_schemathesis_finds_nothing_at_the_oauth_endpoints(api: Api, live_server: str, tmp_path: Path) -> None:
+    """The token and revocation endpoints alone (also part of the runs above): form bodies, RFC 6749 errors."""
+    result = _schemathesis(live_server, api.sign_in().token, tmp_path / "junit.xml", "--include-path-regex", "^/oauth/")
+    report = ROOT / "test-output" / "schemathesis-oauth.txt"
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, f"Schemathesis found problems (full report: {report}):\n" + result.stdout[-6000:]
+    assert "/oauth/token" in result.stdout and "/oauth/revoke" in result.stdout
 
 
 def test_every_secured_operation_refuses_a_request_without_credentials(live_server: str) -> None:

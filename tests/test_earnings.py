@@ -276,8 +276,9 @@ def sign(event: dict[str, Any]) -> tuple[str, dict[str, str]]:
     return payload, {"Stripe-Signature": payments.sign_payload(payload, config.stripe_credentials().webhook_secret)}
 
 
-def test_a_refund_never_claws_back_what_the_owner_earned(api: Api, user: Session) -> None:
-    """Policy: a refund takes back only the unspent credits; what was spent paid its provider and its owner."""
+def test_a_refund_reverses_exactly_what_its_spent_credits_earned_the_owner(api: Api, user: Session) -> None:
+    """A refund takes back the unspent credits, and the earnings its spent credits paid: only money that stayed
+    may be paid out."""
     app = user.create_app("Refunded", markup="2", acceptsCustomers=True)
     customer = api.sign_in()
     key = customer.create_key(app["id"])["key"]
@@ -303,7 +304,8 @@ def test_a_refund_never_claws_back_what_the_owner_earned(api: Api, user: Session
     payload, headers = sign({"id": f"evt_{uuid.uuid4().hex}", "type": "charge.refunded", "data": {"object": charge}})
     assert api.call("POST", "/api/stripe/webhook", data=payload, headers=headers).status == 200
     assert customer.call("GET", "/api/balance").body["balance"] == "0.000000"  # the unspent 4 went back
-    assert earnings_of(user)["available"] == "3.000000"  # and the owner keeps the 3 earned
+    shown = earnings_of(user)  # and the 3 the refunded money earned the owner is reversed
+    assert (shown["lifetime"], shown["reversed"], shown["available"]) == ("3.000000", "3.000000", "0.000000")
 
 
 def test_the_migration_makes_earnings_of_the_markup_recorded_before_it(database_url: str) -> None:

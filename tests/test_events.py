@@ -77,10 +77,19 @@ EXPECTED_STATUS = {
     "show_earnings": 200,
     "start_onboarding_page": 303,
     "create_payout_page": 303,
+    "show_cli_auth": 200,
+    "create_cli_key_page": 303,
     "show_join": 200,
     "join_app_page": 303,
     "set_customers_page": 303,
     "set_key_limit_page": 303,
+    "show_consent": 200,
+    "decide_consent": 303,
+    "issue_oauth_token": 200,
+    "revoke_oauth_token": 200,
+    "show_connections": 200,
+    "disconnect_app_page": 303,
+    "set_redirect_uris_page": 303,
 }
 # What the scheduled housekeeping function answers: a count per sweep (how many it settled), beside batchLimit.
 HOUSEKEEPING_COUNTS = {"idempotencyKeysPurged", "paymentsExpired", "pageFlashesPurged", "rateLimitWindowsPurged"}

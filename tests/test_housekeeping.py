@@ -30,6 +30,7 @@ SWEPT = (
     "grantsExpired",
     "earningsFolded",
     "rateLimitWindowsPurged",
+    "oauthSecretsPurged",
 )
 NOTHING = dict.fromkeys(SWEPT, 0)
 

@@ -2,6 +2,7 @@
 written once (echo_control.idempotency) for every money write."""
 
 import ast
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,3 +117,79 @@ def test_no_money_module_keeps_its_own_idempotency(module: str) -> None:
     functions = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     assert not names & {"claim_idempotency_key", "store_idempotent_response", "payout_by_key", "settle_hash"}
     assert not [name for name in functions if "hash" in name]
+
+
+def test_the_migration_keeps_replaying_the_records_made_before_it(database_url: str) -> None:
+    """0015 moves what still replays into the scoped records: a call's and a hold's under the API key that made
+    them, a settled hold's settle under the hold, a payout's under its user (with the hash the code computes)."""
+    from decimal import Decimal
+
+    import psycopg
+    from psycopg.types.json import Jsonb
+    from yoyo import get_backend, read_migrations
+
+    from echo_control.db.migrations import MIGRATIONS_DIR, _yoyo_url
+    from echo_control.idempotency import request_hash
+    from echo_control.models import PayoutCreate
+    from local_runner import database
+
+    admin = database.with_database(database_url, "postgres")
+    name = f"echo_scopes_{uuid.uuid4().hex[:8]}"
+    database.create_database(admin, name)
+    url = database.with_database(admin, name)
+    backend = get_backend(_yoyo_url(url))
+    try:
+        migrations = read_migrations(str(MIGRATIONS_DIR))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations.filter(lambda m: m.id < "0015")))
+        user, app, key, tx, hold, settled, payout = (uuid.uuid4() for _ in range(7))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO users (id, email) VALUES (%s, 'old@example.com')", [user])
+            conn.execute("INSERT INTO echo_apps (id, name, user_id) VALUES (%s, 'Old', %s)", [app, user])
+            conn.execute(
+                "INSERT INTO api_keys (id, key_hash, key_prefix, key_last4, user_id, echo_app_id) "
+                "VALUES (%s, 'h', 'echo_', 'abcd', %s, %s)",
+                [key, user, app],
+            )
+            conn.execute(
+                "INSERT INTO llm_transactions (id, model, input_tokens, output_tokens, total_tokens, cost, status, "
+                "user_id, echo_app_id, api_key_id) VALUES (%s, 'gpt-4o', 1, 1, 2, 0.01, 'success', %s, %s, %s)",
+                [tx, user, app, key],
+            )
+            for hold_id, status in ((hold, "active"), (settled, "settled")):
+                conn.execute(
+                    "INSERT INTO holds (id, user_id, echo_app_id, api_key_id, amount, status, expires_at, closed_at, "
+                    "settle_hash, settle_response) VALUES (%s, %s, %s, %s, 0.5, %s, now() + interval '1 hour', "
+                    "CASE WHEN %s = 'settled' THEN now() END, CASE WHEN %s = 'settled' THEN 'sh' END, "
+                    "CASE WHEN %s = 'settled' THEN '{\"id\": \"settled\"}'::jsonb END)",
+                    [hold_id, user, app, key, status, status, status, status],
+                )
+            for record_key, response in (("call-key", {"id": str(tx)}), ("hold:hold-key", {"id": str(hold)})):
+                conn.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response) "
+                    "VALUES (%s, %s, 'old-hash', 201, %s)",
+                    [user, record_key, Jsonb(response)],
+                )
+            conn.execute(
+                "INSERT INTO payouts (id, user_id, amount, status, stripe_account_id, idempotency_key) "
+                "VALUES (%s, %s, 10.50, 'paid', 'acct_x', 'payout-key')",
+                [payout, user],
+            )
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations))
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT scope_kind, scope_id, key, operation, request_hash, response FROM idempotency_keys ORDER BY key"
+            ).fetchall()
+        payout_hash = request_hash(PayoutCreate(amount=Decimal("10.5")))
+        assert rows == [
+            ("api_key", key, "call-key", "record_transaction", "old-hash", {"id": str(tx)}),
+            ("api_key", key, "hold-key", "create_hold", "old-hash", {"id": str(hold)}),
+            ("user", user, "payout-key", "request_payout", payout_hash, {"id": str(payout)}),
+            ("hold", settled, "settle", "settle_hold", "sh", {"id": "settled"}),
+        ]
+        assert payout_hash == request_hash(PayoutCreate(amount=Decimal("10.50")))
+    finally:
+        backend.connection.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))

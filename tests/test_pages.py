@@ -193,7 +193,7 @@ def test_unknown_addresses_are_404_pages_and_the_api_keeps_json(api: Any, user: 
 
 
 def test_out_of_bounds_addresses_are_error_pages_not_json(api: Any, user: Any) -> None:
-    for path in (f"/apps/{'a' * 65}", f"/dashboard?payment={'x' * 21}", f"/sign-in?next={'/' * 301}"):
+    for path in (f"/apps/{'a' * 65}", f"/dashboard?payment={'x' * 21}", f"/sign-in?next={'/' * 2001}"):
         reply = page(api, path, echo_session=user.token)
         assert reply.status == 400 and reply.headers["Content-Type"].startswith("text/html"), path
         assert "This address is not valid" in reply.body

@@ -170,3 +170,18 @@ def test_an_unverified_email_of_another_account_is_refused(
     done = sign_in_without_a_browser(api, provider)
     assert done.status == 401 and "this email belongs to another account" in done.body
     assert "echo_session" not in cookies(done)
+
+
+def test_a_person_who_cancels_at_the_provider_is_told_so_and_the_state_is_spent(
+    api: Api, provider: FakeOidc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = api.call("GET", "/sign-in", headers={"Host": "localhost"})
+    state = cookies(started)["echo_oidc_state"]
+    back = {"Host": "localhost", "Cookie": f"echo_oidc_state={state}"}
+    cancelled = api.call("GET", f"/auth/callback?error=access_denied&state={state}", headers=back)
+    assert cancelled.status == 401 and "the identity provider said &#39;access_denied&#39;" in cancelled.body
+    assert "echo_session" not in cookies(cancelled)
+    # The state was used up: a code sent back with it now starts nothing either.
+    again = api.call("GET", f"/auth/callback?code=anything&state={state}", headers=back)
+    assert again.status == 401 and "expired or was already used" in again.body
+    assert provider.token_requests == []

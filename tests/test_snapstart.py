@@ -65,7 +65,7 @@ def transformed(parameters: dict[str, str], function_code: str = "f1", layer_cod
         text=True,
         check=True,
     )
-    resources: dict[str, Any] = json.loads(done.stdout)
+    resources: dict[str, Any] = json.loads(done.stdout)["Resources"]
     return resources
 
 

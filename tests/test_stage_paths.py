@@ -169,23 +169,42 @@ def cookie(session: Session) -> str:
     return f"echo_session={session.token}"
 
 
+OAUTH_API = ("/oauth/token", "/oauth/revoke")  # Sign in with Echo's JSON endpoints: API, not pages
+
+
 def page_routes(method: str) -> set[str]:
-    return {f"{r.method} {r.path}" for r in API.routes if not r.path.startswith("/api") and r.accepts(method)}
+    return {
+        f"{r.method} {r.path}" for r in API.routes if not r.path.startswith(("/api", *OAUTH_API)) and r.accepts(method)
+    }
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=lambda d: d.name)
 def test_every_page_and_redirect_carries_the_base_path(
     deployment: Deployment, world: dict[str, Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from echo_control import payments, payouts
+    from echo_control import origins, payments, payouts
 
-    # The mocks' webhooks would go to the deployment's (made-up) host; what they credit is tested elsewhere.
+    # The mocks' webhooks go to the local runner's own address, which these direct invocations do not have; what
+    # they credit is tested elsewhere.
+    monkeypatch.setattr(origins, "own_webhook_url", lambda event: "http://127.0.0.1:9/api/stripe/webhook")
     monkeypatch.setattr(payments, "mock_pay", lambda *args: None)
     monkeypatch.setattr(payouts, "mock_complete_onboarding", lambda *args: 200)
     owner, customer, admin = world["owner"], world["customer"], world["admin"]
     app_id, key_id, joinable = world["app"]["id"], world["key"]["id"], world["joinable"]["id"]
     revocable = owner.create_key(app_id)["id"]
     leaving = api.sign_in()  # signs out below
+    # Sign in with Echo: the app sends people back to its own site (another origin: any URL goes there)
+    assert owner.call("PUT", f"/api/echo-apps/{app_id}", {"redirectUris": ["https://app.example.com/cb"]}).status == 200
+    authorization = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": app_id,
+            "redirect_uri": "https://app.example.com/cb",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+            "state": "staged",
+        }
+    )
     get = [
         ("/", None),
         ("/", cookie(owner)),
@@ -199,6 +218,9 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/earnings?app={app_id}", cookie(owner)),
         ("/models", None),
         ("/models?q=gpt", cookie(owner)),
+        (f"/oauth/authorize?{authorization}", None),  # to sign-in first, coming back here
+        (f"/oauth/authorize?{authorization}", cookie(customer)),  # the consent page
+        ("/connections", cookie(customer)),
         (f"/apps/{app_id}", cookie(owner)),
         (f"/apps/{app_id}", cookie(customer)),
         (f"/apps/{joinable}", cookie(customer)),  # an app they may join: to its join page
@@ -207,6 +229,8 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{app_id}", cookie(customer)),
         (f"/checkout/mock/{world['session_id']}?return=%2Fbalance", cookie(customer)),
         (f"/connect/mock/{world['account_id']}?return=%2Fearnings", cookie(owner)),
+        ("/cli-auth", cookie(owner)),
+        ("/cli-auth", None),  # not signed in: to the sign-in page, with next
     ]
     not_found = [
         ("/auth/callback?code=x&state=y", None),  # dev mode: no callback
@@ -222,6 +246,9 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/apps/{app_id}/keys", cookie(owner), "name=laptop"),
         (f"/apps/{app_id}/prices", cookie(owner), "action=allowed&allow=all"),
         (f"/apps/{app_id}/customers", cookie(owner), "acceptsCustomers=true"),
+        (f"/apps/{app_id}/redirect-uris", cookie(owner), "redirectUris=https%3A%2F%2Fapp.example.com%2Fcb"),
+        ("/oauth/authorize", cookie(customer), f"{authorization}&decision=allow"),  # back to the app, with a code
+        (f"/connections/{app_id}/disconnect", cookie(customer), ""),
         (f"/apps/{app_id}/keys/{key_id}/limit", cookie(owner), "spendLimit=5&limitPeriod=month"),
         (f"/apps/{app_id}/keys/{revocable}/revoke", cookie(owner), ""),
         (
@@ -235,6 +262,7 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{joinable}", cookie(customer), ""),
         (f"/checkout/mock/{world['session_id']}/pay", None, "return=%2Fbalance"),
         (f"/connect/mock/{world['account_id']}/complete", None, "return=%2Fearnings"),
+        ("/cli-auth", cookie(owner), f"echoAppId={app_id}&name=CLI+Access"),
     ]
     seen = 0
     for path, who in get:

@@ -14,7 +14,7 @@ app = pages.page_resolver()
 
 @app.get("/sign-in", include_in_schema=False)
 def show_sign_in(
-    next_path: Annotated[str | None, Query(alias="next", max_length=300)] = None,
+    next_path: Annotated[str | None, Query(alias="next", max_length=pages.MAX_LOCAL_PATH)] = None,
     signed_out: Annotated[str | None, Query(alias="signedOut", max_length=10)] = None,
 ) -> Response[str]:
     settings = config.settings()

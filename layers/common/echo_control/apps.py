@@ -7,9 +7,12 @@ from uuid import UUID
 
 from echo_control import db, keys, ledger, pricing
 from echo_control.errors import NotFound
-from echo_control.identity import as_uuid
+from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
+    AppBalanceOut,
+    AppMoney,
     AppPrices,
+    BalanceOut,
     CustomerList,
     CustomerOut,
     EchoAppCreate,
@@ -51,9 +54,12 @@ def to_out(row: dict[str, Any], totals: UsageTotals | None = None) -> EchoAppOut
         markup=row["markup"],
         is_active=row["is_active"],
         accepts_customers=row["accepts_customers"],
+        redirect_uris=row["redirect_uris"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         totals=totals,
+        total_tokens=totals.total_tokens if totals else None,
+        total_cost=totals.cost if totals else None,
     )
 
 
@@ -69,6 +75,31 @@ def list_apps(user_id: UUID, key_app_id: UUID | None = None) -> EchoAppList:
     if key_app_id is not None:
         rows = [r for r in rows if r["id"] == key_app_id]
     return EchoAppList(echo_apps=[to_out(r, totals_from(r)) for r in rows])
+
+
+def balance(who: Caller, user_id: UUID, app_id: str | None) -> BalanceOut:
+    """The user's balance; with the app it is asked for (see balance_app), that app's name and its part of it."""
+    base = ledger.get_balance(user_id)
+    app = balance_app(who, user_id, app_id)
+    if app is None:
+        return base
+    money = db.app_money(app["id"], user_id)
+    return AppBalanceOut(
+        **base.model_dump(),
+        echo_app_id=str(app["id"]),
+        echo_app_name=app["name"],
+        app=AppMoney(total_paid=money["total_paid"], total_spent=money["total_spent"]),
+    )
+
+
+def balance_app(who: Caller, user_id: UUID, app_id: str | None) -> dict[str, Any] | None:
+    """The app a balance is asked for: ?echoAppId= (one the user owns or uses), else an API key's own app (as the
+    seed's SDK expects), else none. A key naming another app is 404, as any other app is."""
+    if who.echo_app_id is not None:
+        if app_id is not None and as_uuid(app_id) != who.echo_app_id:
+            raise NotFound("Echo app not found")
+        app_id = str(who.echo_app_id)
+    return used_app(user_id, app_id) if app_id is not None else None
 
 
 def owned_app(user_id: UUID, app_id: str | UUID) -> dict[str, Any]:
@@ -219,6 +250,13 @@ def customers(user_id: UUID, app_id: str) -> CustomerList:
 def apps_used(user_id: UUID) -> list[dict[str, Any]]:
     """The apps this user is a customer of, with their calls and spend on each (the dashboard's list)."""
     return db.apps_used_by(user_id)
+
+
+def key_choices(user_id: UUID) -> list[dict[str, str]]:
+    """The apps this user may make a key for ({id, name}): their own, then those they are a customer of."""
+    owned = [{"id": str(r["id"]), "name": r["name"]} for r in db.apps_with_totals(user_id)]
+    used = [{"id": str(u["id"]), "name": u["name"]} for u in db.apps_used_by(user_id)]
+    return owned + used
 
 
 def history_scope(user_id: UUID, app_id: str | None) -> tuple[UUID | None, UUID | None]:

@@ -56,6 +56,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("grantsExpired", "GrantsExpired", lambda limit: expire_grants(limit)),
     Sweep("earningsFolded", "EarningsFolded", db.fold_earnings),
     Sweep("rateLimitWindowsPurged", "RateLimitWindowsPurged", db.purge_rate_limit_windows),
+    Sweep("oauthSecretsPurged", "OAuthSecretsPurged", db.purge_expired_oauth_secrets),
 )
 
 

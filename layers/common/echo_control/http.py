@@ -10,13 +10,23 @@ from typing import Annotated, Any
 
 import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
 from echo_control import config, db, idempotency, keys, origins
-from echo_control.errors import EchoError, Forbidden, ServiceUnavailable, TooManyRequests
+from echo_control.errors import (
+    BadRequest,
+    EchoError,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from echo_control.identity import Caller, caller_from_context
 from echo_control.models import NO_NUL
 from echo_control.observability import logger, metrics, tracer
@@ -306,3 +316,71 @@ def entrypoint(app: APIGatewayRestResolver, *, json_body: bool = True) -> Callab
         return app.resolve(event, context)
 
     return lambda_handler
+
+
+# --- Sign in with Echo: the token and revocation endpoints speak OAuth (RFC 6749 5.2), not our error shape -------
+
+FORM = "application/x-www-form-urlencoded"
+MAX_OAUTH_FORM_BYTES = 16 * 1024
+OAUTH_ERRORS = ("invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type")
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> Response:
+    body = json.dumps({"error": error, "error_description": description})
+    return Response(status_code=status, content_type=JSON, body=body, headers={"Cache-Control": "no-store"})
+
+
+def oauth_resolver() -> APIGatewayRestResolver:
+    """A resolver whose refusals are OAuth errors: `{"error", "error_description"}`, 400."""
+    app = make_resolver()
+
+    @app.exception_handler(EchoError)
+    def _oauth_refusal(exc: EchoError) -> Response:
+        if exc.status >= 500:
+            headers = {"Retry-After": str(ServiceUnavailable.retry_after)}
+            return error_response(exc.status, exc.code, exc.message, exc.details, headers)
+        status = 415 if isinstance(exc, UnsupportedMediaType) else 400
+        return oauth_error(exc.code if exc.code in OAUTH_ERRORS else "invalid_request", exc.message, status)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_form(exc: RequestValidationError) -> Response:
+        if _content_type(app) != FORM:  # e.g. a JSON body Powertools could not read as the form
+            return oauth_error("invalid_request", f"Send the parameters as {FORM}", 415)
+        return oauth_error("invalid_request", "The form is not valid")
+
+    # Powertools reads the documented form before the handler runs: another media type, or a multipart body it
+    # cannot split (ValueError: no boundary), is refused as not being the form.
+    @app.exception_handler(RequestUnsupportedContentType)
+    @app.exception_handler(ValueError)
+    def _not_a_form(exc: Exception) -> Response:
+        return oauth_error("invalid_request", f"Send the parameters as {FORM}", 415)
+
+    return app
+
+
+def _content_type(app: APIGatewayRestResolver) -> str:
+    return (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
+def oauth_form(app: APIGatewayRestResolver) -> list[tuple[str, str]]:
+    """The fields of an OAuth form post (RFC 6749 3.2: application/x-www-form-urlencoded), in the order sent."""
+    from urllib.parse import parse_qsl
+
+    body = app.current_event.decoded_body or ""
+    if body and _content_type(app) != FORM:
+        raise UnsupportedMediaType(f"Send the parameters as {FORM}", code="invalid_request")
+    if len(body) > MAX_OAUTH_FORM_BYTES:
+        raise BadRequest("The form is too large", code="invalid_request")
+    try:
+        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=50)
+    except ValueError:
+        raise BadRequest("The form has too many fields", code="invalid_request") from None
+    if any(unstorable(text) for pair in pairs for text in pair):
+        raise BadRequest("Form fields must not contain NUL characters", code="invalid_request")
+    return pairs
+
+
+def oauth_answer(status: int, body: Any, headers: dict[str, str]) -> Response:
+    """Authlib's answer as the response (its headers include Cache-Control: no-store for tokens)."""
+    kept = {name: value for name, value in headers.items() if name.lower() != "content-type"}
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=kept)

@@ -94,10 +94,12 @@ def once(
     if key is None:
         if single_statement:
             return Outcome(_json(write(db.connection())), replayed=False)
-        with db.transaction() as conn:
+        with db.pipelined_transaction() as conn:
             return Outcome(_json(write(conn)), replayed=False)
     digest = request_hash(request)
-    with db.transaction() as conn:
+    # Pipelined: BEGIN travels with the claim, and the stored answer with the COMMIT (a settle's claim, statement
+    # and answer in three round trips instead of five).
+    with db.pipelined_transaction() as conn:
         prior = db.claim_idempotency_key(conn, scope.kind, scope.id, key, operation, digest)
         if prior is not None:
             if prior["operation"] != operation or prior["request_hash"] != digest:

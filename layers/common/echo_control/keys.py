@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 import secrets
 import zlib
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from echo_control.models import (
     ApiKeyOut,
     ApiKeyUpdate,
     ApiKeyWithKey,
+    KeyApp,
+    KeyUser,
     ValidateApiKeyOut,
 )
 
@@ -26,6 +29,9 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY_LENGTH = 43  # 32 random bytes in base62
 _CHECKSUM_LENGTH = 6  # CRC32 of the body in base62
 KEY_LENGTH = len(KEY_PREFIX) + _BODY_LENGTH + _CHECKSUM_LENGTH
+# Sign in with Echo (see oauth): an access token stands for its grant's key, an API key of that app for that person.
+ACCESS_TOKEN_PREFIX = "echo_at_"  # noqa: S105 (a public prefix, not a secret)
+_ACCESS_TOKEN = re.compile(re.escape(ACCESS_TOKEN_PREFIX) + r"[A-Za-z0-9_-]{43}")  # 32 random bytes, base64url
 
 
 def _base62(number: int, width: int) -> str:
@@ -146,7 +152,12 @@ def revoke_key(user_id: UUID, key_id: str) -> ApiKeyOut:
 
 
 def authenticate(key: str, *, count_hit: bool = False) -> dict[str, Any] | None:
-    """The active key's row with its user (and, when counting, its hits this minute), or None."""
+    """The active key's row with its user (and, when counting, its hits this minute), or None. An access token
+    answers with its grant's key while the token is unexpired and unrevoked."""
+    if key.startswith(ACCESS_TOKEN_PREFIX):
+        if not _ACCESS_TOKEN.fullmatch(key):
+            return None
+        return db.active_api_key_for_access_token(key_hash(key), count_hit=count_hit)
     if not is_well_formed(key):
         return None
     return db.active_api_key(key_hash(key), count_hit=count_hit)
@@ -168,10 +179,13 @@ def validate(key: str) -> ValidateApiKeyOut:
         return ValidateApiKeyOut(valid=False, reason="key_limit_exceeded", resets_at=limit["resets_at"])
     balance = ledger.get_balance(row["user_id"], with_lots=False)
     spendable = balance.spendable if limit is None else min(balance.spendable, ledger.money(limit["room"]))
+    names = db.key_owner_names(row["user_id"], row["echo_app_id"]) or {}
     return ValidateApiKeyOut(
         valid=True,
         user_id=str(row["user_id"]),
         echo_app_id=str(row["echo_app_id"]),
+        user=KeyUser(id=str(row["user_id"]), email=row["email"], name=names.get("user_name")),
+        echo_app=KeyApp(id=str(row["echo_app_id"]), name=names.get("app_name") or ""),
         balance=balance.balance,
         held=balance.held,
         available=balance.available,

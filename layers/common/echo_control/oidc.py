@@ -76,11 +76,11 @@ def _get_json(url: str) -> dict[str, Any]:
     return body
 
 
-def _client(redirect_uri: str) -> Any:
+def _client(redirect_uri: str, secret: str | None = None) -> Any:
+    """Authlib's client; with `secret` it authenticates to the token endpoint (HTTP Basic), else it is public."""
     from authlib.integrations.requests_client import OAuth2Session
 
     settings = config.settings()
-    secret = config.oidc_client_secret()
     return OAuth2Session(
         client_id=settings.oidc_client_id,
         client_secret=secret,
@@ -139,7 +139,7 @@ def _exchange(redirect_uri: str, code: str, verifier: str) -> dict[str, Any]:
     from authlib.integrations.requests_client import OAuthError
 
     try:
-        token: dict[str, Any] = _client(redirect_uri).fetch_token(
+        token: dict[str, Any] = _client(redirect_uri, config.oidc_client_secret()).fetch_token(
             provider_metadata()["token_endpoint"],
             grant_type="authorization_code",
             code=code,

@@ -42,13 +42,14 @@ def public_base_url(event: dict[str, Any]) -> str:
 
 def own_webhook_url(event: dict[str, Any]) -> str:
     """Where the local mocks (checkout, onboarding) send the signed webhooks Stripe would: the local runner's own
-    bound address, never the Host header's (that would let a request aim our signed POST at any host and port),
-    else ECHO_PUBLIC_URL. The mocks exist only locally; without either this is 400."""
-    local = (event.get("requestContext") or {}).get("localRunnerUrl")
+    bound address, never the Host header's (that would let a request aim our signed POST at any host and port);
+    else ECHO_PUBLIC_URL; else the name API Gateway itself gives (requestContext.domainName, not a header)."""
+    context = event.get("requestContext") or {}
+    local = context.get("localRunnerUrl")
     if isinstance(local, str) and local.startswith("http://"):
         return f"{local}/api/stripe/webhook"
-    if configured := config.settings().public_url:
-        return f"{configured}/api/stripe/webhook"
+    if config.settings().public_url or isinstance(context.get("domainName"), str):
+        return f"{public_base_url(event)}/api/stripe/webhook"
     raise BadRequest("No webhook address is known for this server: set ECHO_PUBLIC_URL", code="invalid_host")
 
 

@@ -100,6 +100,12 @@ def cookie(name: str, value: str, *, secure: bool, max_age: int) -> str:
     return f"{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}" + ("; Secure" if secure else "")
 
 
+def form_may_lead_to(origin: str) -> dict[str, str]:
+    """Headers letting this page's forms end at `origin`: browsers apply form-action to the redirect after a post."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"].replace("form-action 'self'", f"form-action 'self' {origin}")
+    return {"Content-Security-Policy": policy}
+
+
 def session_cookie(token: str, *, secure: bool, max_age: int = auth.SESSION_SECONDS) -> str:
     return cookie(SESSION_COOKIE, token, secure=secure, max_age=max_age)
 
@@ -268,8 +274,9 @@ def not_found_page(app: APIGatewayRestResolver) -> Response:
 def signed_in(app: APIGatewayRestResolver) -> Caller:
     """The page's person, or a redirect to sign-in (raised, so handlers stay straight-line)."""
     who = page_caller(app)
-    if who is None:
-        raise SignInRequired(app.current_event.path)
+    if who is None:  # back to this very address afterwards, query included (a consent page's request)
+        query = app.current_event.multi_value_query_string_parameters or {}
+        raise SignInRequired(app.current_event.path + ("?" + urlencode(query, doseq=True) if query else ""))
     return who
 
 
@@ -325,6 +332,7 @@ FIELD_LABELS = {
     "outputPerMillion": "Output price",
     "cacheReadPerMillion": "Cache read price",
     "cacheWritePerMillion": "Cache write price",
+    "redirectUris": "Redirect URIs",
 }
 _PER_MILLION_EXAMPLE = "USD per million tokens from 0 to 10,000 such as 2.50"
 _MODEL_EXAMPLE = "a model name such as gpt-4o-mini (letters, digits and . _ : / @ + -)"
@@ -339,6 +347,7 @@ FIELD_EXAMPLES = {
     "outputPerMillion": _PER_MILLION_EXAMPLE,
     "cacheReadPerMillion": _PER_MILLION_EXAMPLE,
     "cacheWritePerMillion": _PER_MILLION_EXAMPLE,
+    "redirectUris": "https:// addresses (http:// only on localhost or 127.0.0.1), one per line, without # or *",
 }
 
 
@@ -377,7 +386,9 @@ def parse_form[M: BaseModel](model: type[M], fields: dict[str, Any]) -> M:
 
 # A path on this site: one leading slash, then no backslash, whitespace or control character (no open redirect,
 # no header injection through a decoded CR/LF).
-LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\\\x00-\x1f\x7f]{0,300}")
+# 2,000 characters: an OAuth authorization request (client, redirect URI, PKCE challenge, state) comes back here.
+MAX_LOCAL_PATH = 2000
+LOCAL_PATH = re.compile(rf"/(?![/\\])[^\s\\\x00-\x1f\x7f]{{0,{MAX_LOCAL_PATH}}}")
 
 
 def local_path(value: str | None, default: str) -> str:

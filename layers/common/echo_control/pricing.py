@@ -4,7 +4,6 @@ split of what the user pays into that provider cost and the app owner's markup.
 Prices come from the package's data through its snapshot (`price_snapshot`, read on the first priced call in
 milliseconds, where importing genai-prices and its data took ~0.5 s)."""
 
-import difflib
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,6 +124,8 @@ def _model_ids() -> tuple[str, ...]:
 
 
 def close_matches(reference: str) -> list[str]:
+    import difflib  # only an unknown model needs it: kept out of every function's start
+
     return difflib.get_close_matches(reference.lower(), _model_ids(), n=MAX_CLOSE_MATCHES, cutoff=0.6)
 
 

@@ -5,8 +5,16 @@ the names below are the package's whole surface.
 """
 
 from echo_control.db.analytics import usage_by_day, usage_by_model
-from echo_control.db.apps import app_for_owner, apps_with_totals, insert_app, update_app
-from echo_control.db.connection import Conn, Row, connection, discard_connection, forget_connections, transaction
+from echo_control.db.apps import app_for_owner, app_money, apps_with_totals, insert_app, update_app
+from echo_control.db.connection import (
+    Conn,
+    Row,
+    connection,
+    discard_connection,
+    forget_connections,
+    pipelined_transaction,
+    transaction,
+)
 from echo_control.db.credit_codes import credit_codes, insert_credit_code, record_redemption, take_code_use
 from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
 from echo_control.db.earnings import (
@@ -54,6 +62,7 @@ from echo_control.db.keys import (
     active_api_key,
     api_keys_for_user,
     insert_api_key,
+    key_owner_names,
     lock_api_key,
     revoke_api_key,
     update_api_key,
@@ -76,6 +85,21 @@ from echo_control.db.ledger import (
     reverse_earnings,
 )
 from echo_control.db.migrations import apply_migrations
+from echo_control.db.oauth import (
+    active_api_key_for_access_token,
+    connected_apps,
+    create_oauth_grant,
+    insert_oauth_tokens,
+    lock_oauth_code,
+    lock_refresh_token,
+    oauth_client,
+    oauth_token,
+    purge_expired_oauth_secrets,
+    revoke_oauth_grants,
+    revoke_oauth_token,
+    use_oauth_code,
+    use_refresh_token,
+)
 from echo_control.db.payments import (
     insert_payment,
     lock_payment,
@@ -111,6 +135,7 @@ __all__ = [
     "Row",
     "account_for_stripe_id",
     "active_api_key",
+    "active_api_key_for_access_token",
     "adjustments_for_user",
     "adjustments_total",
     "api_keys_for_user",
@@ -119,6 +144,7 @@ __all__ = [
     "app_for_owner",
     "app_for_user",
     "app_lifetime_earnings",
+    "app_money",
     "app_prices",
     "apply_entry",
     "apply_migrations",
@@ -128,8 +154,10 @@ __all__ = [
     "claim_idempotency_key",
     "close_earnings_days",
     "complete_payout",
+    "connected_apps",
     "connection",
     "create_hold",
+    "create_oauth_grant",
     "credit_codes",
     "credit_lot",
     "customers_of_app",
@@ -146,10 +174,12 @@ __all__ = [
     "insert_app",
     "insert_credit_code",
     "insert_flash",
+    "insert_oauth_tokens",
     "insert_oidc_sign_in",
     "insert_payment",
     "join_app",
     "keep_stripe_account",
+    "key_owner_names",
     "key_room",
     "ledger_page",
     "lock_active_holds",
@@ -157,18 +187,24 @@ __all__ = [
     "lock_app_prices",
     "lock_earnings_account",
     "lock_funds",
+    "lock_oauth_code",
     "lock_payment",
     "lock_payout",
+    "lock_refresh_token",
     "lots",
     "net_debt",
+    "oauth_client",
+    "oauth_token",
     "owner_earnings_by_day",
     "payment_by_id",
     "payment_lot",
     "payments_for_user",
     "payout_by_id",
     "payouts_for_user",
+    "pipelined_transaction",
     "price_rules",
     "purge_expired_flashes",
+    "purge_expired_oauth_secrets",
     "purge_idempotency_keys",
     "purge_rate_limit_windows",
     "record_debit",
@@ -181,6 +217,8 @@ __all__ = [
     "return_payout",
     "reverse_earnings",
     "revoke_api_key",
+    "revoke_oauth_grants",
+    "revoke_oauth_token",
     "revoke_session",
     "session_user",
     "session_user_by_token",
@@ -204,6 +242,8 @@ __all__ = [
     "update_payment",
     "usage_by_day",
     "usage_by_model",
+    "use_oauth_code",
+    "use_refresh_token",
     "user_by_email",
     "user_by_id",
     "user_for_clerk_id",

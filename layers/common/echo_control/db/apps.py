@@ -7,7 +7,8 @@ from uuid import UUID
 from echo_control.db.connection import Row, connection, transaction
 
 _APP_COLUMNS = (
-    "a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.accepts_customers, a.created_at, a.updated_at"
+    "a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.accepts_customers, a.redirect_uris, "
+    "a.created_at, a.updated_at"
 )
 
 USAGE_TOTALS = """
@@ -58,6 +59,7 @@ UPDATE echo_apps a SET
     is_active = CASE WHEN %(set_is_active)s THEN %(is_active)s::boolean ELSE a.is_active END,
     accepts_customers = CASE WHEN %(set_accepts_customers)s THEN %(accepts_customers)s::boolean
                              ELSE a.accepts_customers END,
+    redirect_uris = CASE WHEN %(set_redirect_uris)s THEN %(redirect_uris)s::text[] ELSE a.redirect_uris END,
     updated_at = now()
 WHERE a.id = %(id)s AND a.user_id = %(user_id)s
 RETURNING """
@@ -66,10 +68,29 @@ RETURNING """
 
 
 def update_app(app_id: UUID, user_id: UUID, changes: dict[str, Any]) -> Row | None:
-    """Sets only the columns named in changes (name, description, markup, is_active, accepts_customers)."""
+    """Sets only the columns named in changes (name, description, markup, is_active, accepts_customers,
+    redirect_uris)."""
     params: dict[str, Any] = {"id": app_id, "user_id": user_id}
-    for column in ("name", "description", "markup", "is_active", "accepts_customers"):
+    for column in ("name", "description", "markup", "is_active", "accepts_customers", "redirect_uris"):
         params["set_" + column] = column in changes
         params[column] = changes.get(column)
     with transaction() as conn:
         return conn.execute(_UPDATE_APP, params).fetchone()
+
+
+# One user's money on one app: the payment credits (less refunds) of payments made from it, and its calls' cost
+# from the daily rollups (the user's rows, by usage_daily_user_idx).
+_APP_MONEY = """
+SELECT
+    (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e JOIN payments p ON p.id = e.reference_id
+     WHERE e.user_id = %(user_id)s AND e.kind IN ('payment_credit', 'refund') AND p.echo_app_id = %(app_id)s)
+        ::numeric(18, 6) AS total_paid,
+    (SELECT coalesce(sum(u.cost), 0) FROM usage_daily u WHERE u.user_id = %(user_id)s AND u.echo_app_id = %(app_id)s)
+        ::numeric(18, 6) AS total_spent
+"""
+
+
+def app_money(app_id: UUID, user_id: UUID) -> Row:
+    row = connection().execute(_APP_MONEY, {"app_id": app_id, "user_id": user_id}).fetchone()
+    assert row is not None
+    return row

@@ -7,8 +7,8 @@ from echo_control.db.connection import Conn, Row, connection
 # The app as this user relates to it: 'owner', 'customer' (a member already), 'open' (not yet a customer, but the
 # app accepts customers and is active), or no row at all (another user's closed app, or no such app).
 _APP_FOR_USER = """
-SELECT a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.accepts_customers, a.created_at,
-       a.updated_at,
+SELECT a.id, a.name, a.description, a.user_id, a.markup, a.is_active, a.accepts_customers, a.redirect_uris,
+       a.created_at, a.updated_at,
        CASE WHEN a.user_id = %(user_id)s THEN 'owner'
             WHEN c.user_id IS NOT NULL THEN 'customer'
             ELSE 'open' END AS relation

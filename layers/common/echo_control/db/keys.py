@@ -125,3 +125,16 @@ FROM key LEFT JOIN hit ON true
 
 def active_api_key(key_hash: bytes, *, count_hit: bool) -> Row | None:
     return connection().execute(_ACTIVE_KEY_BY_HASH, {"hash": key_hash, "count_hit": count_hit}).fetchone()
+
+
+def key_owner_names(user_id: UUID, app_id: UUID) -> Row | None:
+    """The key's user (email, name) and its app's name, for a proxy that caches who a key is for."""
+    return (
+        connection()
+        .execute(
+            "SELECT u.email, u.name AS user_name, a.name AS app_name FROM users u, echo_apps a "
+            "WHERE u.id = %s AND a.id = %s",
+            [user_id, app_id],
+        )
+        .fetchone()
+    )

@@ -4,8 +4,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -54,6 +55,44 @@ class DayUsage(UsageTotals):
     day: date
 
 
+# Sign in with Echo: where an app may receive a person's authorization code. Exact strings (compared as sent,
+# no wildcards); https, or http on the loopback host where a local or native app listens (RFC 8252); no fragment
+# and no user info (RFC 6749 3.1.2); the host in ASCII (punycode).
+MAX_REDIRECT_URIS = 10
+MAX_REDIRECT_URI_LENGTH = 2000
+REDIRECT_URI_PATTERN = (
+    r"^(?:https://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])|http://(?:localhost|127\.0\.0\.1))"
+    r"(?::[0-9]{1,5})?(?:[/?][^#*\u0000-\u0020\u007f]*)?$"
+)
+
+
+def _real_host(uri: str) -> str:
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        raise ValueError("must be a URL with a valid host and port") from None
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    return uri
+
+
+RedirectUri = Annotated[
+    str,
+    StringConstraints(max_length=MAX_REDIRECT_URI_LENGTH, pattern=REDIRECT_URI_PATTERN),
+    AfterValidator(_real_host),
+]
+
+
+def _no_duplicates(uris: list[str]) -> list[str]:
+    if len(set(uris)) != len(uris):
+        raise ValueError("lists a redirect URI twice")
+    return uris
+
+
+RedirectUris = Annotated[list[RedirectUri], Field(max_length=MAX_REDIRECT_URIS), AfterValidator(_no_duplicates)]
+
+
 class EchoAppCreate(RequestModel):
     name: Name
     description: Description | None = None
@@ -68,8 +107,10 @@ class EchoAppUpdate(RequestModel):
     markup: Markup | SkipJsonSchema[None] = None
     is_active: Flag | SkipJsonSchema[None] = None
     accepts_customers: Flag | SkipJsonSchema[None] = None
+    # Sign in with Echo: the whole list, replacing the previous one ([] removes them all)
+    redirect_uris: RedirectUris | SkipJsonSchema[None] = None
 
-    @field_validator("name", "markup", "is_active", "accepts_customers")
+    @field_validator("name", "markup", "is_active", "accepts_customers", "redirect_uris")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -85,9 +126,13 @@ class EchoAppOut(CamelModel):
     markup: Decimal
     is_active: bool
     accepts_customers: bool = False
+    redirect_uris: list[str] = []  # Sign in with Echo: where the app may receive authorization codes
     created_at: datetime
     updated_at: datetime
     totals: UsageTotals | None = None
+    # Seed compatibility: its CLI lists apps with these (all-time, from `totals`).
+    total_tokens: int | None = None
+    total_cost: Decimal | None = None
 
 
 class EchoAppPublic(CamelModel):

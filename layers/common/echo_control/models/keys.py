@@ -67,6 +67,17 @@ class ValidateApiKeyIn(RequestModel):
     api_key: Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 
 
+class KeyUser(CamelModel):
+    id: str
+    email: str
+    name: str | None
+
+
+class KeyApp(CamelModel):
+    id: str
+    name: str
+
+
 class ValidateApiKeyOut(CamelModel):
     valid: bool
     # why a well-formed key is not valid now: "key_limit_exceeded" until its period resets (resetsAt; null for a
@@ -75,6 +86,9 @@ class ValidateApiKeyOut(CamelModel):
     resets_at: datetime | None = None
     user_id: str | None = None
     echo_app_id: str | None = None
+    # Seed compatibility: its proxy caches who the key is for and which app it serves.
+    user: KeyUser | None = None
+    echo_app: KeyApp | None = None
     balance: Decimal | None = None
     held: Decimal | None = None
     available: Decimal | None = None

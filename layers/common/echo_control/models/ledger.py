@@ -84,6 +84,22 @@ class LotOut(CamelModel):
     expires_at: datetime | None = None
 
 
+class AppMoney(CamelModel):
+    """One app's part of a user's money: what they paid for it (payments made from it, net of refunds) and what
+    their calls to it cost. The balance itself is the user's, across apps."""
+
+    total_paid: Decimal
+    total_spent: Decimal
+
+
+class AppBalanceOut(BalanceOut):
+    """The balance with the app it was asked for (?echoAppId=, or an API key's own app), as the seed's SDK reads it."""
+
+    echo_app_id: str | None = None
+    echo_app_name: str | None = None
+    app: AppMoney | None = None
+
+
 class AdjustmentOut(CamelModel):
     """A credit or debit an admin applied by hand (the demo's welcome credit is one), with its reason."""
 
