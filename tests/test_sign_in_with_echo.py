@@ -147,6 +147,9 @@ def test_redirect_uris_are_registered_exactly_and_only_https_or_loopback_http(
         ["https://user@app.example.com/cb"],
         ["http://localhost.evil.example/cb"],
         ["javascript:alert(1)"],
+        ["https://app.example.com:65536/cb"],
+        ["https://app.example.com/caf\u00e9"],  # URIs are ASCII (RFC 3986): percent-encode the rest
+        ["https://[::1]/cb"],
         ["https://a.example/cb", "https://a.example/cb"],  # twice
         [f"https://a.example/{n}" for n in range(11)],  # more than 10
         None,
