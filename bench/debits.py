@@ -1,8 +1,9 @@
 """Debits per second through the real authorizer and RecordTransaction handler, against pgbench running the
 same SQL on the same server, side by side: (a) many users, (b) one hot user with 16 concurrent callers, (c) many
-customers of one app with a markup, so that every debit also credits the same owner's earnings (one hot row), (d) many
-users whose apps have prices of their own (allowed models and an override; loaded once per function and version, so
-the statements stay the same).
+customers of one app with a markup, every debit earning the same owner, (d) many users whose apps have prices of their
+own (allowed models and an override; loaded once per function and version, so the statements stay the same), and (e)
+the hot-row check: the same callers on one app's customers against customers spread over as many owners, with the lock
+waits sampled from pg_locks in each (a debit appends its owner's earning and locks nothing shared: within 10%).
 
     python bench/debits.py [--seconds 8] [--rounds 3] [--users 200] [--callers 16] [--processes 4]
 
@@ -14,6 +15,7 @@ import json
 import tempfile
 from decimal import Decimal
 from pathlib import Path
+from statistics import median
 
 from common import (  # type: ignore[import-not-found]
     Callers,
@@ -42,7 +44,7 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
     bench_shared_keys for pgbench."""
     from echo_control import db, keys, ledger
 
-    out, shared = [], []
+    out, shared, crossed = [], [], []
     with db.transaction() as conn:
         for table in ("bench_keys", "bench_shared_keys"):
             conn.execute(
@@ -54,7 +56,7 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
     for n in range(1, users + 1):
         user = db.user_for_clerk_id(f"bench_{n}", f"bench{n}@example.com", None)
         assert user is not None
-        app = db.insert_app(user["id"], f"bench app {n}", None, Decimal(1))
+        app = db.insert_app(user["id"], f"bench app {n}", None, Decimal(1), accepts_customers=True)
         key = keys.generate_key()
         row = db.insert_api_key(user["id"], app["id"], None, keys.key_hash(key), key[:12], key[-4:], None)
         with db.transaction() as conn:
@@ -66,6 +68,7 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
                 key=f"bench:{n}",
                 reference_id=None,
                 paid=Decimal(0),
+                cash=True,
             )
             conn.execute(
                 "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s)",
@@ -90,8 +93,57 @@ def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
                 [n, user["id"], shared_app["id"], customer_row["id"], keys.key_hash(customer_key)],
             )
         shared.append(customer_key)
+    # case (e): each user is also a customer of the next user's app (markup 1), so N callers earn N owners
+
+    with db.transaction() as conn:
+        bench = conn.execute("SELECT n, user_id, app_id FROM bench_keys ORDER BY n").fetchall()
+    for i, row in enumerate(bench):
+        other = bench[(i + 1) % len(bench)]
+        cross_key = keys.generate_key()
+        made = db.insert_api_key(
+            row["user_id"],
+            other["app_id"],
+            None,
+            keys.key_hash(cross_key),
+            cross_key[:12],
+            cross_key[-4:],
+            None,
+            as_customer=True,
+        )
+        assert made is not None
+        crossed.append(cross_key)
+
     db.discard_connection()
-    return out, shared
+    return out, shared, crossed
+
+
+def with_lock_waits(url: str, run) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """What `run()` returns, with the mean number of lock waits (ungranted pg_locks of our sessions) during it."""
+    import threading
+
+    import psycopg
+
+    samples: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not done.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                ).fetchone()
+                samples.append(row[0] if row else 0)
+                done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run()
+    finally:
+        done.set()
+        sampler.join()
+    return result, sum(samples) / max(len(samples), 1)
 
 
 def one_debit(gateway, key: str) -> None:  # type: ignore[no-untyped-def]
@@ -154,6 +206,8 @@ def pgbench_script(hot: bool, shared: bool = False) -> str:
         "total_tokens": "160",
         "status": "'success'",
         "metadata": "NULL::jsonb",
+        "require_funds": "false",
+        "clearing_days": "7",
     }
     debit = db.RECORD_DEBIT
     for name, sql in values.items():
@@ -175,7 +229,7 @@ def main() -> None:
 
     url, admin = fresh_database("echo_bench_debits")
     try:
-        holders, shared_keys = setup(args.users)
+        holders, shared_keys, crossed_keys = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(
             f"debit benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds, medians; "
@@ -199,6 +253,18 @@ def main() -> None:
                     ours_rates.append(callers.rate(one_debit, keys_to_use, args.seconds))
                     bench_rates.append(run_pgbench(url, script, args.callers, args.seconds, {"users": str(args.users)}))
                 print_case(label, ours_rates, bench_rates)
+            # (e) the hot row: the same callers on one app's customers against customers spread over many owners,
+            # with the lock waits seen meanwhile (pg_locks not granted, sampled every 20 ms)
+            one_app, many = [], []
+            for _ in range(args.rounds):
+                one_app.append(with_lock_waits(url, lambda: callers.rate(one_debit, shared_keys, args.seconds)))
+                many.append(with_lock_waits(url, lambda: callers.rate(one_debit, crossed_keys, args.seconds)))
+            a, b = median(r for r, _ in one_app), median(r for r, _ in many)
+            print(
+                f"(e) one app's customers {a:.0f}/s, lock waits {median(w for _, w in one_app):.2f}; "
+                f"spread over {args.users} owners {b:.0f}/s, lock waits {median(w for _, w in many):.2f}; "
+                f"ratio {a / b:.2f}"
+            )
         from echo_control import db
 
         failures = unreconciled_balances()

@@ -149,6 +149,7 @@ def _load_sample_customer(conn: Any) -> None:
         key="events:customer-credit",
         reference_id=None,
         paid=Decimal(0),
+        cash=True,
     )
     if credited:  # first load only: one metered call whose markup (×2) earns the owner 12 USD
         db.record_debit(
@@ -169,6 +170,7 @@ def _load_sample_customer(conn: Any) -> None:
                 "markup_amount": Decimal("12"),
                 "status": "success",
                 "metadata": None,
+                "clearing_days": 0,  # the sample owner's earnings are there to pay out at once
             },
         )
 

@@ -68,6 +68,8 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             "ECHO_DEV_SIGN_IN_GRANTS_ADMIN": "true",  # as the local runner, which these tests drive
             "ECHO_DEV_SIGNING_KEY": _test_signing_key(),
             "ECHO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+            # earnings clear at once unless a test says otherwise (clearing has its own tests)
+            "ECHO_EARNINGS_CLEARING_DAYS": "0",
         }
     )
     for key in ("STRIPE_SECRET_KEY", "STRIPE_SECRET_ARN", "DB_SECRET_ARN", "STRIPE_API_BASE", "ECHO_PUBLIC_URL"):
@@ -209,6 +211,14 @@ class Session:
         assert reply.status == 201, reply.body
         return reply.body
 
+    def customer_of(self, app: dict[str, Any], amount: str = "10") -> tuple["Session", str]:
+        """A new user with a key for this user's app (which must accept customers) and `amount` of cash credit:
+        an owner's own calls carry no markup, a customer's do."""
+        customer = self.api.sign_in()
+        key = customer.create_key(app["id"])["key"]
+        credit(customer.user["id"], amount)
+        return customer, key
+
 
 @pytest.fixture(scope="session")
 def api(gateway: Any) -> Api:
@@ -243,7 +253,8 @@ class KeyHolder:
 
 
 def credit(user_id: str, amount: str) -> None:
-    """Credits a user through the ledger (as an admin adjustment would)."""
+    """Credits a user through the ledger (as an admin's cash adjustment would: money received, which earns app
+    owners their markup when spent)."""
     from decimal import Decimal
 
     from echo_control import db, ledger
@@ -257,6 +268,7 @@ def credit(user_id: str, amount: str) -> None:
             key=f"test:{secrets.token_hex(8)}",
             reference_id=None,
             paid=Decimal(0),
+            cash=True,
         )
 
 

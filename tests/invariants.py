@@ -24,46 +24,63 @@ WHERE raw.calls IS DISTINCT FROM u.calls OR raw.input_tokens IS DISTINCT FROM u.
    OR raw.cost IS DISTINCT FROM u.cost OR raw.markup_amount IS DISTINCT FROM u.markup_amount
 """
 
-# Every call's markup is credited exactly once, to its app's owner, with exactly the call's markup_amount, so that
-# cost = providerCost + the owner's earnings from it; a call without markup has no earning entry.
+# What each call earned its app's owner (earned_amount, at most its markup: the markup on the part paid in cash, at
+# once or when its debt was repaid in cash) is credited to that owner by earning entries summing to exactly it; the
+# part its lots paid at once is call_lots' earned; a call that earned nothing has no earning entry.
 MARKUP_NOT_EARNED = """
-SELECT t.id, t.cost, t.markup_amount, a.user_id AS owner, e.user_id AS earner, e.amount AS earned, e.entries
+SELECT t.id, t.cost, t.markup_amount, t.earned_amount, a.user_id AS owner, e.user_id AS earner, e.amount AS earned,
+       e.entries, l.earned AS lots_earned
 FROM llm_transactions t
 JOIN echo_apps a ON a.id = t.echo_app_id
 LEFT JOIN (
-    SELECT reference_id, min(user_id::text)::uuid AS user_id, sum(amount) AS amount, count(*) AS entries
+    SELECT reference_id, min(user_id::text)::uuid AS user_id, max(user_id::text)::uuid AS last_user,
+           sum(amount) AS amount, count(*) AS entries
     FROM earning_entries WHERE kind = 'markup' GROUP BY reference_id
 ) e ON e.reference_id = t.id
-WHERE (t.markup_amount > 0 AND (e.entries IS DISTINCT FROM 1 OR e.user_id IS DISTINCT FROM a.user_id
-                                OR t.cost IS DISTINCT FROM (t.cost - t.markup_amount) + e.amount))
-   OR (t.markup_amount = 0 AND e.entries IS NOT NULL)
+LEFT JOIN (SELECT transaction_id, sum(earned) AS earned FROM call_lots GROUP BY transaction_id) l
+    ON l.transaction_id = t.id
+WHERE t.earned_amount > t.markup_amount
+   OR (t.earned_amount > 0 AND (e.user_id IS DISTINCT FROM a.user_id OR e.last_user IS DISTINCT FROM a.user_id
+                                OR e.amount IS DISTINCT FROM t.earned_amount))
+   OR (t.earned_amount = 0 AND e.entries IS NOT NULL)
+   OR coalesce(l.earned, 0) > t.earned_amount
+   OR (coalesce(l.earned, 0) <> t.earned_amount AND EXISTS (SELECT 1 FROM call_lots c WHERE c.transaction_id = t.id))
 UNION ALL
-SELECT e.reference_id, NULL, NULL, NULL, e.user_id, e.amount, 1 FROM earning_entries e
+SELECT e.reference_id, NULL, NULL, NULL, NULL, e.user_id, e.amount, 1, NULL FROM earning_entries e
 WHERE e.kind = 'markup' AND NOT EXISTS (SELECT 1 FROM llm_transactions t WHERE t.id = e.reference_id)
 """
 
-# Each owner's cached account against the ledger and the payouts: available is the sum of the entries, lifetime the
-# sum of the markups, pending and paid out what the payouts say, and lifetime = available + pending + paid out.
+# Each owner's figures (the cached account with the entries not folded into it yet: db.earnings_account) against the
+# entries and the payouts, computed independently: lifetime is the sum of the markups, reversed of the reversals,
+# clearing what entries not cleared by their time hold, available the rest of the entries, pending and paid out what
+# the payouts say; and lifetime = clearing + available + pending + paid out + reversed.
 UNRECONCILED_EARNINGS = """
 WITH entries AS (
-    SELECT user_id, sum(amount) AS available, COALESCE(sum(amount) FILTER (WHERE kind = 'markup'), 0) AS lifetime
+    SELECT user_id, sum(amount) AS total,
+           COALESCE(sum(amount) FILTER (WHERE kind = 'markup'), 0) AS lifetime,
+           COALESCE(-sum(amount) FILTER (WHERE kind = 'reversal'), 0) AS reversed,
+           COALESCE(sum(amount) FILTER (WHERE clears_at > now()), 0) AS clearing
     FROM earning_entries GROUP BY user_id
 ), paid AS (
     SELECT user_id, COALESCE(sum(amount) FILTER (WHERE status = 'pending'), 0) AS pending,
            COALESCE(sum(amount - amount_returned) FILTER (WHERE status IN ('paid', 'reversed')), 0) AS paid_out,
            COALESCE(sum(amount_returned) FILTER (WHERE status = 'pending'), 0) AS returned_while_pending
     FROM payouts GROUP BY user_id
+), owners AS (
+    SELECT user_id FROM earnings_accounts UNION SELECT user_id FROM entries
+), shown AS (
+    SELECT x.* FROM owners ow CROSS JOIN LATERAL (EXACT_READ) x
 )
-SELECT a.user_id, a.available, a.pending, a.paid_out, a.lifetime,
-       e.available AS ledger_available, e.lifetime AS ledger_lifetime, p.pending AS payouts_pending,
-       p.paid_out AS payouts_paid_out
-FROM earnings_accounts a
-FULL JOIN entries e USING (user_id)
+SELECT s.user_id, s.available, s.clearing, s.pending, s.paid_out, s.lifetime, s.reversed,
+       e.total - e.clearing AS ledger_available, e.clearing AS ledger_clearing, e.lifetime AS ledger_lifetime,
+       p.pending AS payouts_pending, p.paid_out AS payouts_paid_out
+FROM shown s
+LEFT JOIN entries e USING (user_id)
 LEFT JOIN paid p USING (user_id)
-WHERE a.user_id IS NULL
-   OR a.available <> COALESCE(e.available, 0) OR a.lifetime <> COALESCE(e.lifetime, 0)
-   OR a.pending <> COALESCE(p.pending, 0) OR a.paid_out <> COALESCE(p.paid_out, 0)
-   OR a.lifetime <> a.available + a.pending + a.paid_out
+WHERE s.available <> COALESCE(e.total - e.clearing, 0) OR s.clearing <> COALESCE(e.clearing, 0)
+   OR s.lifetime <> COALESCE(e.lifetime, 0) OR s.reversed <> COALESCE(e.reversed, 0)
+   OR s.pending <> COALESCE(p.pending, 0) OR s.paid_out <> COALESCE(p.paid_out, 0)
+   OR s.lifetime <> s.clearing + s.available + s.pending + s.paid_out + s.reversed
    OR COALESCE(p.returned_while_pending, 0) <> 0
 """
 
@@ -126,10 +143,51 @@ def markup_not_earned() -> list[dict[str, Any]]:
 
 
 def unreconciled_earnings() -> list[dict[str, Any]]:
-    """Owners whose cached earnings differ from their earning entries and payouts (should be none)."""
-    return db.connection().execute(UNRECONCILED_EARNINGS).fetchall()
+    """Owners whose earnings figures differ from their earning entries and payouts (should be none), before and after
+    housekeeping folds the entries into the cached accounts."""
+    from echo_control.db.earnings import _EXACT_ACCOUNT
+
+    exact = _EXACT_ACCOUNT.replace("(SELECT %(user_id)s::uuid AS user_id) o", "(SELECT ow.user_id) o")
+    sql = UNRECONCILED_EARNINGS.replace("EXACT_READ", exact)
+    before = db.connection().execute(sql).fetchall()
+    if before:
+        return before
+    db.fold_earnings(1_000_000)
+    return db.connection().execute(sql).fetchall()
 
 
 def closed_earnings_mismatches() -> list[dict[str, Any]]:
     """Apps whose cached sum of closed days differs from their rollups through those days (should be none)."""
     return db.connection().execute(CLOSED_EARNINGS_MISMATCHES).fetchall()
+
+
+# Per user: the cached balance = what is left of the lots (expired grants not swept yet included) - the debt; no lot
+# has more left than it credited; a debt only when no live lot has anything left.
+LOT_MISMATCHES = """
+SELECT b.user_id, b.balance, b.debt, coalesce(l.total, 0) AS lots, coalesce(l.live, 0) AS live
+FROM balances b
+LEFT JOIN (SELECT user_id, sum(remaining) AS total,
+                  sum(remaining) FILTER (WHERE expires_at IS NULL OR expires_at > now()) AS live
+           FROM credit_lots GROUP BY user_id) l USING (user_id)
+WHERE b.balance <> coalesce(l.total, 0) - b.debt OR (b.debt > 0 AND coalesce(l.live, 0) > 0)
+"""
+
+
+def lot_mismatches() -> list[dict[str, Any]]:
+    """Users whose balance is not their lots less their debt, or who owe while credits are left (should be none)."""
+    return db.connection().execute(LOT_MISMATCHES).fetchall()
+
+
+# Earnings come only from cash: what a call earned from each lot is nothing for a grant or a non-cash adjustment, and
+# never more than the markup's share of what that lot paid; what a reversal took back never more than that.
+CASH_UNBACKED_EARNINGS = """
+SELECT c.transaction_id, c.lot_id, l.source, l.cash, c.amount, c.earned, c.reversed, t.cost, t.markup_amount
+FROM call_lots c JOIN credit_lots l ON l.id = c.lot_id JOIN llm_transactions t ON t.id = c.transaction_id
+WHERE (NOT l.cash AND c.earned <> 0) OR c.earned > t.markup_amount * c.amount / nullif(t.cost, 0)
+   OR c.reversed > c.earned
+"""
+
+
+def cash_unbacked_earnings() -> list[dict[str, Any]]:
+    """What calls took from lots that earned more than cash paid for (should be none)."""
+    return db.connection().execute(CASH_UNBACKED_EARNINGS).fetchall()

@@ -127,9 +127,8 @@ def test_csv_export_pages_through_history(key_holder: KeyHolder, monkeypatch: py
 
 
 def test_the_markup_split_shows_wherever_cost_totals_do(api: Api, user) -> None:
-    app = user.create_app("Marked up", markup="1.25")
-    key = user.create_key(app["id"])["key"]
-    credit(user.user["id"], "10")
+    app = user.create_app("Marked up", markup="1.25", acceptsCustomers=True)
+    _, key = user.customer_of(app)  # a customer: the app's markup applies (an owner's own calls carry none)
     for model, cost in (("gpt-4o", "0.010000"), ("gpt-4o", "0.000003"), ("gpt-4o-mini", "0.002000")):
         body = {"model": model, "inputTokens": 1, "outputTokens": 1, "cost": cost}
         assert api.call("POST", "/api/transactions", key, body).status == 201

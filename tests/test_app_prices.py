@@ -244,10 +244,12 @@ def test_a_refused_call_with_an_idempotency_key_can_succeed_once_allowed(funded:
 
 
 def test_an_override_wins_over_the_price_data_and_a_sent_cost(api: Api, user: Session) -> None:
-    app = user.create_app("Marked up", markup="1.25")
-    holder = KeyHolder(user, app, user.create_key(app["id"])["key"])
-    credit(user.user["id"], "10")
-    put_prices(holder, {"overrides": [{**OVERRIDE, "model": "openai/GPT-4o", "cacheReadPerMillion": "0.5"}]})
+    app = user.create_app("Marked up", markup="1.25", acceptsCustomers=True)
+    put_prices(
+        KeyHolder(user, app, ""), {"overrides": [{**OVERRIDE, "model": "openai/GPT-4o", "cacheReadPerMillion": "0.5"}]}
+    )
+    customer, key = user.customer_of(app)  # a customer: the app's markup applies
+    holder = KeyHolder(customer, app, key)
     call = {"model": "gpt-4o", "inputTokens": 1000, "outputTokens": 500, "cacheReadTokens": 200}
     # 800 × $1 + 200 × $0.50 + 500 × $2, per million (genai-prices would say 0.007250)
     priced = holder.call("POST", "/api/transactions", call)

@@ -205,9 +205,9 @@ def test_key_lifecycle_create_use_list_revoke(user, api) -> None:
         "balance": "0.000000",
         "held": "0.000000",
         "available": "0.000000",
-        # what the seed's proxy caches (DESIGN, "Hardening")
-        "user": {"id": user.user["id"], "email": user.user["email"], "name": None},
-        "echoApp": {"id": app["id"], "name": app["name"]},
+        "spendable": "0.000000",
+        "reason": None,
+        "resetsAt": None,
     }
 
     assert user.call("DELETE", f"/api/api-keys/{created['id']}").status == 200

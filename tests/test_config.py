@@ -32,6 +32,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
         ("ECHO_MAX_PAYMENT_USD", "50000"),  # above the API's ceiling of 10,000
         ("ECHO_MAX_PAYMENT_USD", "10.001"),
         ("ECHO_MIN_PAYOUT_USD", "abc"),
+        ("ECHO_EARNINGS_CLEARING_DAYS", "-1"),
+        ("ECHO_EARNINGS_CLEARING_DAYS", "7.5"),
         ("ECHO_MIN_PAYOUT_USD", "0.5"),
         ("ECHO_MIN_PAYOUT_USD", "10.001"),
         ("ECHO_PUBLIC_URL", "localhost:3000"),

@@ -167,3 +167,24 @@ def test_form_posts_from_another_site_are_refused(site: str, api) -> None:
         urllib.request.urlopen(request)
     assert refused.value.code == 403
     assert victim.call("GET", "/api/echo-apps").body["echoApps"] == []
+
+
+def test_the_balance_page_shows_credits_in_the_order_calls_take_them_and_what_is_owed(
+    browser: Browser, site: str, api
+) -> None:
+    from conftest import credit
+
+    email = f"lots-{uuid.uuid4().hex[:8]}@example.com"
+    page = sign_in(browser, site, email)
+    session = api.sign_in(email)
+    app = session.create_app("Lots")
+    key = session.create_key(app["id"])["key"]
+    credit(session.user["id"], "1")
+    page.goto("/balance")
+    expect(page.locator("#lots tr")).to_have_count(2)  # the header and the one credit
+    expect(page.locator("#lots")).to_contain_text("Added by an admin")
+    assert record_call(site, key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1, "cost": "1.5"}) == 201
+    page.goto("/balance")
+    expect(page.locator("#debt")).to_contain_text("0.5")  # the call happened: the half dollar past the credit is owed
+    expect(page.locator("#lots")).to_have_count(0)
+    expect(page.locator("#balance")).to_contain_text("-")

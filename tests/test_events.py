@@ -27,6 +27,9 @@ EXPECTED_STATUS = {
     "validate_api_key": 200,
     "get_balance": 200,
     "adjust_balance": 200,
+    "create_credit_code": 201,
+    "list_credit_codes": 200,
+    "redeem_credit_code": 404,  # the sample's code does not exist: code_not_found
     "record_transaction": 201,
     "list_transactions": 200,
     "list_payments": 200,

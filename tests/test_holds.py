@@ -98,8 +98,8 @@ def test_a_hold_larger_than_what_is_available_is_402_and_reserves_nothing(key_ho
     reply = hold(key_holder, "0.50")
     assert reply.status == 402 and reply.error_code == "insufficient_balance"
     assert Decimal(reply.body["error"]["details"]["available"]) == Decimal("0.40")
-    # A plain call is refused too: held money is not available.
-    assert key_holder.call("POST", "/api/transactions", {**CALL, "cost": "0.41"}).status == 402
+    # A call that asks for funds first is refused too: held money is not available.
+    assert key_holder.call("POST", "/api/transactions", {**CALL, "cost": "0.41", "requireFunds": True}).status == 402
     assert funds(key_holder) == {"balance": Decimal("1.00"), "held": Decimal("0.60"), "available": Decimal("0.40")}
 
 
@@ -145,15 +145,17 @@ def test_an_expired_hold_stops_counting_at_once_and_cannot_be_settled(key_holder
     assert funds(key_holder) == {"balance": Decimal("0.50"), "held": Decimal("0.50"), "available": Decimal("0")}
 
 
-def test_a_settle_above_the_hold_takes_what_is_available_and_says_overrun(key_holder: KeyHolder) -> None:
+def test_a_settle_above_the_hold_records_the_call_and_the_rest_is_debt(key_holder: KeyHolder) -> None:
     credit(key_holder.session.user["id"], "2.00")
     small = hold(key_holder, "0.50").body["id"]
-    other = hold(key_holder, "1.00").body["id"]  # stays held: the overrun may not take it
+    other = hold(key_holder, "1.00").body["id"]  # stays held
     settled = key_holder.call("POST", f"/api/holds/{small}/settle", {**CALL, "cost": "5.00"})
     assert settled.status == 201, settled.body
     assert settled.body["overrun"] is True
-    assert Decimal(settled.body["cost"]) == Decimal("1.00")  # its own 0.50 and the 0.50 that was available
-    assert funds(key_holder) == {"balance": Decimal("1.00"), "held": Decimal("1.00"), "available": Decimal("0")}
+    assert Decimal(settled.body["cost"]) == Decimal("5.00")  # the call happened: all of it is recorded
+    # its own 0.50 and the 0.50 that was available covered it; the rest is owed
+    assert Decimal(settled.body["shortfall"]) == Decimal("4.00")
+    assert funds(key_holder) == {"balance": Decimal("-3.00"), "held": Decimal("1.00"), "available": Decimal("-4.00")}
     assert key_holder.call("GET", f"/api/holds/{other}").body["status"] == "active"
 
 
@@ -218,7 +220,9 @@ def test_holds_settles_releases_and_calls_at_once_never_take_available_below_zer
         seen = {status for statuses in pool.map(work, range(120)) for status in statuses}
     assert seen <= {200, 201, 402}, seen
     shown = funds(key_holder)
-    assert shown["balance"] >= 0 and shown["available"] >= 0 and shown["held"] == 0
+    # only recorded calls (and overrunning settles) take the balance below zero, by exactly what they cost
+    spent = Decimal(key_holder.session.call("GET", "/api/balance").body["totalSpent"])
+    assert shown["balance"] == Decimal("3.00") - spent and shown["held"] == 0
 
 
 def test_settles_racing_expiry_each_resolve_one_way_once(api: Api, key_holder: KeyHolder, database_url: str) -> None:

@@ -27,6 +27,8 @@ SWEPT = (
     "paymentsExpired",
     "pageFlashesPurged",
     "holdsExpired",
+    "grantsExpired",
+    "earningsFolded",
     "rateLimitWindowsPurged",
     "webhookEventsPurged",
     "oauthSecretsPurged",

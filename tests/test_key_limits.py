@@ -10,7 +10,8 @@ from conftest import Api, KeyHolder, credit
 
 from tests.invariants import held_mismatches, unreconciled_balances
 
-CALL = {"model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.05"}
+# A call that asks first: refused (402) past the limit. Without requireFunds it would be recorded (see below).
+CALL = {"model": "gpt-4o", "inputTokens": 100, "outputTokens": 50, "cost": "0.05", "requireFunds": True}
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +65,8 @@ def test_holds_count_against_the_limit_and_a_settle_cannot_pass_it(user: Any) ->
     assert holder.call("POST", "/api/transactions", {**CALL, "cost": "0.21"}).error_code == "key_limit_exceeded"
     settled = holder.call("POST", f"/api/holds/{first.body['id']}/settle", {**CALL, "cost": "3.00"})
     assert settled.status == 201 and settled.body["overrun"] is True
-    assert Decimal(settled.body["cost"]) == Decimal("1.00")  # the limit, not the balance, stopped it
+    assert Decimal(settled.body["cost"]) == Decimal("3.00")  # recorded: the call happened
+    assert Decimal(settled.body["shortfall"]) == Decimal("2.00")  # the limit, not the balance, fell short
     assert holder.call("POST", "/api/transactions", {**CALL, "cost": "0.01"}).status == 402
 
 

@@ -32,9 +32,8 @@ def count(database_url: str, sql: str, params: list) -> int:
 
 
 def test_a_call_is_recorded_and_debited_with_price_table_cost_and_markup(api: Api, user) -> None:
-    app = user.create_app(markup="1.25")
-    key = user.create_key(app["id"])["key"]
-    credit(user.user["id"], "5")
+    app = user.create_app(markup="1.25", acceptsCustomers=True)
+    user, key = user.customer_of(app, "5")  # the owner's own calls would carry no markup
     reply = api.call("POST", "/api/transactions", key, {"model": "gpt-4o", "inputTokens": 1000, "outputTokens": 500})
     assert reply.status == 201, reply.body
     # (1000 * 2.50 + 500 * 10.00) / 1e6 * 1.25 = 0.009375
@@ -50,6 +49,18 @@ def test_a_call_is_recorded_and_debited_with_price_table_cost_and_markup(api: Ap
         "totalCredits": "5.000000",  # seed compatibility: balance = totalCredits - totalSpent
         "held": "0.000000",
         "available": "4.990625",
+        "spendable": "4.990625",
+        "debt": "0.000000",
+        "lots": [
+            {
+                "id": balance["lots"][0]["id"],
+                "source": "adjustment",
+                "cash": True,
+                "amount": "5.000000",
+                "remaining": "4.990625",
+                "expiresAt": None,
+            }
+        ],
         "currency": "usd",
     }
     assert api.call("GET", "/api/balance", key).body["balance"] == "4.990625"  # a key sees its user's balance
@@ -74,9 +85,26 @@ def test_unknown_model_without_cost_is_422_and_records_nothing(key_holder: KeyHo
     assert with_cost.status == 201 and with_cost.body["cost"] == "0.500000"
 
 
-def test_insufficient_balance_is_402_and_records_nothing(key_holder: KeyHolder, database_url: str) -> None:
+def test_a_call_that_happened_is_recorded_when_short_and_the_rest_is_debt(key_holder: KeyHolder) -> None:
     credit(key_holder.session.user["id"], "0.005")
     reply = key_holder.call("POST", "/api/transactions", CALL)
+    assert reply.status == 201, reply.body
+    assert reply.body["cost"] == "0.010000" and reply.body["shortfall"] == "0.005000"
+    assert reply.body["balance"] == "-0.005000" and reply.body["available"] == "-0.005000"
+    balance = key_holder.session.call("GET", "/api/balance").body
+    assert balance["debt"] == "0.005000" and balance["spendable"] == "0.000000" and balance["lots"] == []
+    covered = key_holder.call("POST", "/api/transactions", CALL)  # still recorded; all of it is debt now
+    assert covered.status == 201 and covered.body["shortfall"] == "0.010000" and covered.body["balance"] == "-0.015000"
+    credit(key_holder.session.user["id"], "1")  # a credit pays the debt first
+    balance = key_holder.session.call("GET", "/api/balance").body
+    assert balance["balance"] == "0.985000" and balance["debt"] == "0.000000"
+    assert [lot["remaining"] for lot in balance["lots"]] == ["0.985000"]
+    assert key_holder.call("POST", "/api/transactions", CALL).body["shortfall"] == "0.000000"
+
+
+def test_require_funds_refuses_with_402_and_records_nothing(key_holder: KeyHolder, database_url: str) -> None:
+    credit(key_holder.session.user["id"], "0.005")
+    reply = key_holder.call("POST", "/api/transactions", {**CALL, "requireFunds": True})
     assert reply.status == 402 and reply.error_code == "insufficient_balance"
     assert balance_of(key_holder) == Decimal("0.005")
     assert (
@@ -88,7 +116,8 @@ def test_500_concurrent_debits_of_a_cent_against_a_dollar(api: Api, key_holder: 
     credit(key_holder.session.user["id"], "1.00")
 
     def debit(_: int) -> int:
-        return Api(api.client.application).call("POST", "/api/transactions", key_holder.key, CALL).status
+        body = {**CALL, "requireFunds": True}
+        return Api(api.client.application).call("POST", "/api/transactions", key_holder.key, body).status
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         statuses = list(pool.map(debit, range(500)))
@@ -129,10 +158,11 @@ def test_idempotency_key_reused_with_a_different_body_is_409(key_holder: KeyHold
 
 def test_a_402_with_an_idempotency_key_can_succeed_once_funded(key_holder: KeyHolder) -> None:
     headers = {"Idempotency-Key": "fund-then-retry"}
-    assert key_holder.call("POST", "/api/transactions", CALL, headers=headers).status == 402
+    body = {**CALL, "requireFunds": True}
+    assert key_holder.call("POST", "/api/transactions", body, headers=headers).status == 402
     credit(key_holder.session.user["id"], "0.01")
-    assert key_holder.call("POST", "/api/transactions", CALL, headers=headers).status == 201
-    assert key_holder.call("POST", "/api/transactions", CALL, headers=headers).headers["Idempotent-Replayed"] == "true"
+    assert key_holder.call("POST", "/api/transactions", body, headers=headers).status == 201
+    assert key_holder.call("POST", "/api/transactions", body, headers=headers).headers["Idempotent-Replayed"] == "true"
     assert balance_of(key_holder) == Decimal("0")
 
 

@@ -88,9 +88,8 @@ def test_real_usage_shapes_are_priced_to_the_micro_dollar(
 
 
 def test_the_markup_is_split_from_the_provider_cost(api: Api, user: Session) -> None:
-    app = user.create_app("Marked up", markup="1.25")
-    key = user.create_key(app["id"])["key"]
-    credit(user.user["id"], "10")
+    app = user.create_app("Marked up", markup="1.25", acceptsCustomers=True)
+    customer, key = user.customer_of(app)  # a customer: the app's markup applies (an owner's own calls carry none)
     # a client-sent cost is the provider cost: the app's markup comes on top
     sent = api.call(
         "POST",
@@ -115,7 +114,7 @@ def test_the_markup_is_split_from_the_provider_cost(api: Api, user: Session) -> 
         ("0.010000", "0.002500", "0.012500"),
         ("0.007500", "0.001875", "0.009375"),
     }
-    assert Decimal(user.call("GET", "/api/balance").body["balance"]) == Decimal("10") - Decimal("0.021875")
+    assert Decimal(customer.call("GET", "/api/balance").body["balance"]) == Decimal("10") - Decimal("0.021875")
     assert unreconciled_balances() == []
 
 

@@ -96,8 +96,16 @@ def seed_key(user: Session) -> tuple[Session, dict[str, Any], str]:
     return user, app, key
 
 
-def test_the_seed_proxy_bills_every_proxied_call_exactly_once(live_server: str, seed_key) -> None:
-    user, app, key = seed_key
+@pytest.fixture
+def customer_seed_key(user: Session) -> tuple[Session, dict[str, Any], str]:
+    """A customer's key for the proxied app: its markup applies (an owner's own calls carry none)."""
+    app = user.create_app("Proxied app", markup="1.25", acceptsCustomers=True)
+    customer, key = user.customer_of(app, "20")
+    return customer, app, key
+
+
+def test_the_seed_proxy_bills_every_proxied_call_exactly_once(live_server: str, customer_seed_key) -> None:
+    user, app, key = customer_seed_key
     axios = {**AXIOS_HEADERS, "Authorization": f"Bearer {key}"}
     expected_spent = Decimal(0)
     for provider, body in PROXIED_CALLS:
@@ -139,6 +147,66 @@ def test_the_seed_proxy_bills_every_proxied_call_exactly_once(live_server: str, 
     assert Decimal(after["totalSpent"]) == expected_spent
     assert Decimal(after["totalCredits"]) - Decimal(after["totalSpent"]) == Decimal(after["balance"])
     assert unreconciled_balances() == []
+
+
+def serve_like_the_seed_proxy(live_server: str, key: str, body: dict[str, Any], attempts: int) -> int:
+    """The original proxy's flow for each request: verifyApiKey (stop unless valid), getBalance (stop when
+    `balance <= 0`), serve the call, then createTransaction. Returns how many calls it served."""
+    axios = {**AXIOS_HEADERS, "Authorization": f"Bearer {key}"}
+    served = 0
+    for _ in range(attempts):
+        validated = requests.post(
+            f"{live_server}/api/validate-api-key",
+            headers={**FETCH_HEADERS, "Content-Type": "application/json"},
+            data=json.dumps({"apiKey": key}),
+            timeout=10,
+        ).json()
+        if not validated["valid"]:
+            continue
+        balance = requests.get(f"{live_server}/api/balance", headers=axios, timeout=10).json()
+        if float(balance["balance"]) <= 0:
+            continue
+        served += 1  # the proxy serves the call first, then records it
+        recorded = requests.post(
+            f"{live_server}/api/transactions",
+            headers={**axios, "Content-Type": "application/json"},
+            data=json.dumps(body),
+            timeout=10,
+        )
+        assert recorded.status_code == 201, recorded.text  # a call that happened is always recorded
+    return served
+
+
+def test_the_seed_proxy_gets_at_most_one_call_past_a_balance_below_one_calls_cost(
+    live_server: str, user: Session
+) -> None:
+    app = user.create_app("Proxied app")
+    key = user.create_key(app["id"])["key"]
+    credit(user.user["id"], "0.37")
+    body = {"model": "gpt-4o", "inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "cost": 0.63}
+    served = serve_like_the_seed_proxy(live_server, key, body, attempts=5)
+    assert served == 1  # the one call past what was paid, and it was recorded: 0.26 is owed
+    history = user.call("GET", "/api/transactions", query={"echoAppId": app["id"]}).body["transactions"]
+    assert len(history) == served
+    shown = user.call("GET", "/api/balance").body
+    assert shown["balance"] == "-0.260000" and shown["debt"] == "0.260000" and shown["spendable"] == "0.000000"
+    assert unreconciled_balances() == []
+
+
+def test_the_seed_proxy_stops_at_a_used_up_key_limit_after_at_most_one_call(live_server: str, user: Session) -> None:
+    app = user.create_app("Limited app")
+    created = user.create_key(app["id"], spendLimit="1.00", limitPeriod="month")
+    key = created["key"]
+    credit(user.user["id"], "20")
+    body = {"model": "gpt-4o", "inputTokens": 10, "outputTokens": 5, "totalTokens": 15, "cost": 0.3}
+    served = serve_like_the_seed_proxy(live_server, key, body, attempts=8)
+    assert served == 4  # 0.90 within the limit, then one call past it (1.20), recorded; then the key is refused
+    history = user.call("GET", "/api/transactions", query={"echoAppId": app["id"]}).body["transactions"]
+    assert len(history) == served
+    validated = requests.post(f"{live_server}/api/validate-api-key", json={"apiKey": key}, timeout=10).json()
+    assert validated["valid"] is False and validated["reason"] == "key_limit_exceeded"
+    assert validated["resetsAt"] is not None  # the first of next month, UTC
+    assert Decimal(user.call("GET", "/api/balance").body["balance"]) == Decimal("18.80")
 
 
 def test_the_seed_sdk_reads_what_it_expects(live_server: str, seed_key, other_user: Session) -> None:

@@ -14,6 +14,10 @@ ENTRY_KINDS = {
     "refund": "Refund",
     "admin_adjustment": "Adjustment",
     "llm_debit": "Metered call",
+    "grant_credit": "Credit code redeemed",
+    "grant_expired": "Unused credit from a code expired",
+    "dispute": "Payment disputed: its credits taken back, what was spent is owed",
+    "dispute_won": "Dispute won: the payment's credits are back",
 }
 NOTICES = {
     "success": ("Thanks! Your payment was received; credits appear as soon as Stripe confirms it.", "ok"),

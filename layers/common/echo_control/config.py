@@ -107,6 +107,9 @@ class Settings(BaseModel):
     max_payment_usd: Decimal = Field(MAX_PAYMENT, alias="ECHO_MAX_PAYMENT_USD", ge=1, le=MAX_PAYMENT, decimal_places=2)
     rate_limit_per_minute: int = Field(600, alias="ECHO_RATE_LIMIT_PER_MINUTE", ge=1)
     min_payout_usd: Decimal = Field(Decimal(10), alias="ECHO_MIN_PAYOUT_USD", ge=1, le=MAX_PAYOUT, decimal_places=2)
+    # Earnings clear this many days after their call before a payout may take them (refunds and disputes come in
+    # that window); 0: at once.
+    earnings_clearing_days: int = Field(7, alias="ECHO_EARNINGS_CLEARING_DAYS", ge=0, le=365)
     housekeeping_batch_limit: int = Field(5000, alias="ECHO_HOUSEKEEPING_BATCH_LIMIT", ge=1, le=1_000_000)
     data_dir: Path = Field(Path(".data"), alias="ECHO_DATA_DIR")
     # Webhooks to developers (echo_control.webhook_delivery): private targets only for local development; the key

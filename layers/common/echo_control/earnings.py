@@ -28,10 +28,12 @@ def earnings(user_id: UUID) -> EarningsOut:
     if stale := [r["echo_app_id"] for r in rows if r["stale"]]:  # the figures are right already; the next are faster
         db.close_earnings_days(stale, closed)
     return EarningsOut(
+        clearing=account.get("clearing", ZERO),
         available=account.get("available", ZERO),
         pending=account.get("pending", ZERO),
         paid_out=account.get("paid_out", ZERO),
         lifetime=account.get("lifetime", ZERO),
+        reversed=account.get("reversed", ZERO),
         payouts_enabled=bool(account.get("payouts_enabled")),
         minimum_payout=config.settings().min_payout_usd,
         apps=[

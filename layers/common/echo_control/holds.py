@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from echo_control import db, idempotency, ledger, pricing
+from echo_control import config, db, idempotency, ledger, pricing
 from echo_control.errors import Conflict, NotFound
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
@@ -125,7 +125,8 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> idempoten
         "echo_app_id": row["echo_app_id"],
         "api_key_id": row["api_key_id"],
         "cost": split.cost,
-        "provider_cost": split.provider_cost,
+        "markup_amount": split.markup_amount,
+        "clearing_days": config.settings().earnings_clearing_days,
     }
 
     def settle(conn: db.Conn) -> HoldSettled:
@@ -140,6 +141,7 @@ def settle_hold(who: Caller, hold_id: str, body: TransactionCreate) -> idempoten
             available=settled["available"],
             transaction=transaction,
             overrun=settled["overrun"],
+            shortfall=settled["shortfall"],
             hold_id=str(row["id"]),
         )
 

@@ -56,6 +56,8 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("paymentsExpired", "PaymentsExpired", lambda limit: db.expire_pending_payments(CHECKOUT_PAYABLE_FOR, limit)),
     Sweep("pageFlashesPurged", "PageFlashesPurged", db.purge_expired_flashes),
     Sweep("holdsExpired", "HoldsExpired", lambda limit: _expire_lapsed_holds(limit)),
+    Sweep("grantsExpired", "GrantsExpired", lambda limit: expire_grants(limit)),
+    Sweep("earningsFolded", "EarningsFolded", db.fold_earnings),
     Sweep("rateLimitWindowsPurged", "RateLimitWindowsPurged", db.purge_rate_limit_windows),
     Sweep(
         "webhookEventsPurged",
@@ -71,6 +73,26 @@ def _expire_lapsed_holds(limit: int) -> int:
     at expiresAt already (every debit and hold reads them as lapsed); this keeps the cache and the table small."""
     with db.transaction() as conn:
         return db.sweep_lapsed_holds(conn, limit) or 0  # None: another run is sweeping
+
+
+def expire_grants(limit: int) -> int:
+    """Takes what is left of grants past their expiresAt out of their users' balances, each with a `grant_expired`
+    statement entry. They stopped counting at expiresAt already (every read and debit leaves them out); this makes
+    the balance say so. Each lot once (the entry's key is the lot's), under its user's balance lock."""
+    done = 0
+    for lot in db.expired_grant_lots(limit):
+        with db.transaction() as conn:
+            row = db.apply_entry(
+                conn,
+                user_id=lot["user_id"],
+                kind="grant_expired",
+                amount=-lot["remaining"],
+                idempotency_key=f"grant-expired:{lot['id']}",
+                reason="The rest of a credit grant expired",
+                lot_id=lot["id"],
+            )
+        done += row is not None
+    return done
 
 
 class HousekeepingFailed(RuntimeError):

@@ -180,7 +180,11 @@ def validate(key: str) -> ValidateApiKeyOut:
     row = authenticate(key)
     if row is None:
         return ValidateApiKeyOut(valid=False)
-    balance = ledger.get_balance(row["user_id"])
+    limit = db.key_room(row["id"])
+    if limit is not None and limit["room"] <= 0:  # a proxy that checks the key stops serving it until the reset
+        return ValidateApiKeyOut(valid=False, reason="key_limit_exceeded", resets_at=limit["resets_at"])
+    balance = ledger.get_balance(row["user_id"], with_lots=False)
+    spendable = balance.spendable if limit is None else min(balance.spendable, ledger.money(limit["room"]))
     names = db.key_owner_names(row["user_id"], row["echo_app_id"]) or {}
     return ValidateApiKeyOut(
         valid=True,
@@ -191,4 +195,5 @@ def validate(key: str) -> ValidateApiKeyOut:
         balance=balance.balance,
         held=balance.held,
         available=balance.available,
+        spendable=spendable,
     )

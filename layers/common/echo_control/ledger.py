@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from echo_control import db, idempotency, pricing
+from echo_control import config, db, idempotency, pricing
 from echo_control.errors import BadRequest, Forbidden, NotFound, PaymentRequired, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
@@ -22,23 +22,51 @@ from echo_control.models import (
     BalanceOut,
     LedgerEntryOut,
     LedgerPage,
+    LotOut,
     TransactionCreate,
     TransactionOut,
     TransactionPage,
     TransactionRecorded,
 )
 
+MICRO = Decimal("0.000001")
+ZERO = Decimal("0.000000")
 
-def get_balance(user_id: UUID) -> BalanceOut:
-    row = db.balance(user_id) or {"balance": 0, "total_paid": 0, "total_spent": 0, "held": 0}
+
+def money(amount: Decimal) -> Decimal:
+    """USD to the micro-dollar, as every amount is stored and shown."""
+    return amount.quantize(MICRO)
+
+
+def get_balance(user_id: UUID, *, with_lots: bool = True) -> BalanceOut:
+    """The balance without what grants past their expiresAt still held (they stopped counting at once), what is
+    held, available and spendable, the debt, and the lots with something left."""
+    row = db.balance(user_id) or {"balance": ZERO, "total_paid": ZERO, "total_spent": ZERO, "held": ZERO}
+    balance = row["balance"] - row.get("expired", ZERO)
+    available = balance - row["held"]
+    lots = [
+        LotOut(
+            id=str(lot["id"]),
+            source=lot["source"],
+            cash=lot["cash"],
+            amount=lot["amount"],
+            remaining=lot["remaining"],
+            expires_at=lot["expires_at"],
+        )
+        for lot in (db.lots(user_id) if with_lots else [])
+        if not lot["expired"]
+    ]
     return BalanceOut(
         user_id=str(user_id),
-        balance=row["balance"],
+        balance=money(balance),
         total_paid=row["total_paid"],
         total_spent=row["total_spent"],
-        total_credits=row["balance"] + row["total_spent"],
+        total_credits=money(balance + row["total_spent"]),
         held=row["held"],
-        available=row["balance"] - row["held"],
+        available=money(available),
+        spendable=money(max(available, ZERO)),
+        debt=row.get("debt", ZERO),
+        lots=lots,
     )
 
 
@@ -63,18 +91,22 @@ def adjust_balance(body: BalanceAdjust) -> idempotency.Outcome:
 
     def adjust(conn: db.Conn) -> BalanceOut:
         if amount < 0 and db.lock_funds(conn, user_id) + amount < 0:
-            raise PaymentRequired(  # money held for calls in flight is not the admin's to take
+            raise PaymentRequired(  # money held for calls in flight, or owed, is not the admin's to take
                 "The balance less what is held cannot go below zero",
                 details={"available": str(db.lock_funds(conn, user_id))},
             )
-        db.apply_entry(
+        row = db.apply_entry(
             conn,
             user_id=user_id,
             kind="admin_adjustment",
             amount=amount,
             idempotency_key=f"adjust:{uuid4()}",  # each adjustment is its own entry; retries are told apart above
             reason=body.reason,
+            source="adjustment",
+            cash=body.cash,
         )
+        if row is not None and row["repaid"] > 0:
+            repay_debt(conn, user_id, row, cash=body.cash)
         return get_balance(user_id)  # read in this transaction: the same connection
 
     request = body.model_copy(update={"idempotency_key": None, "amount": amount, "operation": None})
@@ -101,8 +133,11 @@ def credit(
     key: str,
     reference_id: UUID | None,
     paid: Decimal,
+    cash: bool = False,
+    payment_id: UUID | None = None,
 ) -> bool:
-    """A payment credit (or, negative, a refund) inside the caller's transaction; False if applied before."""
+    """A credit (a lot: a payment's when `payment_id` is given, else an adjustment, `cash` when it is money
+    received) inside the caller's transaction, paying any debt first; False if applied before."""
     row = db.apply_entry(
         conn,
         user_id=user_id,
@@ -111,8 +146,68 @@ def credit(
         idempotency_key=key,
         reference_id=reference_id,
         paid=paid,
+        source="payment" if payment_id else "adjustment",
+        cash=cash,
+        payment_id=payment_id,
     )
+    if row is not None and row["repaid"] > 0:
+        repay_debt(conn, user_id, row, cash=cash or payment_id is not None)
     return row is not None
+
+
+def repay_debt(conn: db.Conn, user_id: UUID, credited: dict[str, Any], *, cash: bool) -> None:
+    """A credit paid debt first: the calls that owed it are repaid, and paid in cash they earn their markup."""
+    clearing_days = config.settings().earnings_clearing_days
+    db.repay_debt(conn, user_id, credited["repaid"], lot_id=credited["lot_id"], cash=cash, clearing_days=clearing_days)
+
+
+def take_back(
+    conn: db.Conn, payment: dict[str, Any], wanted: Decimal, *, kind: str, key: str, spent_becomes_debt: bool
+) -> tuple[Decimal, Decimal]:
+    """Takes back up to `wanted` of a payment's credits (a refund or a dispute), inside the caller's transaction:
+    what is left of its lot, held credits included (the user's holds lose what is no longer there), and the
+    earnings that the rest, already spent, paid app owners. With `spent_becomes_debt` (a dispute) that rest becomes
+    the user's debt (their other credits pay it first). Returns (what the lot gave back, the debt it made)."""
+    user_id = payment["user_id"]
+    db.lock_active_holds(conn, user_id)
+    db.lock_funds(conn, user_id)
+    lot = db.payment_lot(conn, payment["id"])
+    if lot is None or wanted <= 0:
+        return Decimal(0), Decimal(0)
+    unspent = min(wanted, lot["remaining"])
+    debt = wanted - unspent if spent_becomes_debt else Decimal(0)
+    if unspent + debt > 0:
+        db.apply_entry(
+            conn,
+            user_id=user_id,
+            kind=kind,
+            amount=-(unspent + debt),
+            idempotency_key=key,
+            reference_id=payment["id"],
+            paid=-(unspent + debt),
+            lot_id=lot["id"],
+            debt_added=debt,
+        )
+    db.reverse_earnings(conn, lot, wanted - unspent, key)
+    if debt > 0:
+        db.net_debt(conn, user_id)
+    db.shrink_holds(conn, user_id)
+    return unspent, debt
+
+
+def give_back(conn: db.Conn, payment: dict[str, Any], amount: Decimal, *, kind: str, key: str) -> None:
+    """Credits `amount` back to a payment's lot (a dispute won), paying any debt first."""
+    lot = db.payment_lot(conn, payment["id"])
+    if lot is not None and amount > 0:
+        db.credit_lot(
+            conn,
+            user_id=payment["user_id"],
+            lot_id=lot["id"],
+            kind=kind,
+            amount=amount,
+            key=key,
+            reference_id=payment["id"],
+        )
 
 
 def available(conn: db.Conn, user_id: UUID) -> Decimal:
@@ -123,12 +218,18 @@ def available(conn: db.Conn, user_id: UUID) -> Decimal:
 def _recorded(params: dict[str, Any], row: dict[str, Any]) -> TransactionRecorded:
     transaction = to_out({**params, **row})
     return TransactionRecorded(
-        **transaction.model_dump(), balance=row["balance"], available=row["available"], transaction=transaction
+        **transaction.model_dump(),
+        balance=row["balance"],
+        available=row["available"],
+        shortfall=row["shortfall"],
+        transaction=transaction,
     )
 
 
 def refused(verdict: dict[str, Any] | None, amount: Decimal) -> PaymentRequired | None:
     """Why a debit or a hold of `amount` took nothing (402), from its statement's verdict; None when it took it."""
+    if verdict is not None and verdict.get("id") is not None:
+        return None
     if verdict is not None and verdict["within_limit"] is False:
         return PaymentRequired(
             "This API key's spend limit does not allow it", code="key_limit_exceeded", details={"cost": str(amount)}
@@ -215,7 +316,13 @@ def app_prices_for(who: Caller, model: str, conn: db.Conn | None = None) -> pric
 
 def _debit_params(who: Caller, body: TransactionCreate, conn: db.Conn | None = None) -> dict[str, Any]:
     split = price_call(body, who.app_markup or Decimal(1), app_prices_for(who, body.model, conn))
-    return {**call_params(who, body), "cost": split.cost, "markup_amount": split.markup_amount}
+    return {
+        **call_params(who, body),
+        "cost": split.cost,
+        "markup_amount": split.markup_amount,
+        "require_funds": body.require_funds,
+        "clearing_days": config.settings().earnings_clearing_days,
+    }
 
 
 def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
@@ -240,8 +347,9 @@ def call_params(who: Caller, body: TransactionCreate) -> dict[str, Any]:
 def record_transaction(who: Caller, body: TransactionCreate, idempotency_key: str | None) -> idempotency.Outcome:
     """Records one LLM call and debits its cost exactly once (201; a retry under its Idempotency-Key replays it).
 
-    Without enough balance or within the key's limit nothing is recorded (402); nor for a model the app does not
-    allow (403), or one nobody can price (422)."""
+    A call that happened is recorded even when what is available or the key's limit does not cover it
+    (`shortfall`; the rest becomes debt); with requireFunds nothing is recorded then (402). Nothing is recorded for
+    a model the app does not allow (403), or one nobody can price (422)."""
 
     def debit(conn: db.Conn) -> TransactionRecorded:
         # Priced inside the claim: a retry replays what was recorded, even if the app's prices changed since.
@@ -280,6 +388,7 @@ def to_out(row: dict[str, Any]) -> TransactionOut:
         provider_cost=row["cost"] - row["markup_amount"],
         markup_amount=row["markup_amount"],
         cost=row["cost"],
+        earned_amount=row.get("earned_amount", ZERO),
         status=row["status"],
         user_id=str(row["user_id"]),
         echo_app_id=str(row["echo_app_id"]) if row["echo_app_id"] else None,

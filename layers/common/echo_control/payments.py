@@ -26,8 +26,9 @@ MOCK_SESSION_PREFIX = "cs_mock_"
 CREDIT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 FAILURE_EVENTS = {"checkout.session.async_payment_failed", "payment_intent.payment_failed"}
 REFUND_EVENTS = {"charge.refunded"}
+DISPUTE_OPENED, DISPUTE_CLOSED = "charge.dispute.created", "charge.dispute.closed"
 EXPIRY_EVENTS = {"checkout.session.expired"}
-HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS | EXPIRY_EVENTS
+HANDLED_EVENTS = CREDIT_EVENTS | FAILURE_EVENTS | REFUND_EVENTS | EXPIRY_EVENTS | {DISPUTE_OPENED, DISPUTE_CLOSED}
 HISTORY_LIMIT = 100
 
 
@@ -220,8 +221,58 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
                     stripe_payment_id=None,
                     amount_refunded=payment["amount_refunded"],
                 )
+        elif event_type == DISPUTE_OPENED:
+            return _dispute(conn, payment, cents(obj.get("amount")), event_id)
+        elif event_type == DISPUTE_CLOSED:
+            return _close_dispute(conn, payment, obj.get("status"), event_id)
         else:
             _refund(conn, payment, cents(obj.get("amount_refunded")), obj.get("payment_intent"))
+    return True
+
+
+def _dispute(conn: db.Conn, payment: dict[str, Any], disputed: int, event_id: str) -> bool:
+    """A dispute acts as a refund of the disputed amount: the payment's unspent credits go, the earnings its spent
+    ones paid are reversed, and the part already spent becomes the buyer's debt."""
+    if payment["status"] not in ("completed", "refunded") or payment["amount_disputed"]:
+        logger.warning("dispute of a payment not credited, or disputed before", extra={"event_id": event_id})
+        return False
+    refundable = payment["amount"] - payment["amount_refunded"]
+    amount = min(disputed, refundable) if disputed else refundable
+    unspent, debt = ledger.take_back(
+        conn,
+        payment,
+        Decimal(amount) / CENTS,
+        kind="dispute",
+        key=f"dispute:{payment['id']}",
+        spent_becomes_debt=True,
+    )
+    db.record_dispute(
+        conn, payment["id"], status="disputed", before=payment["status"], cents=amount, unspent=unspent, debt=debt
+    )
+    return True
+
+
+def _close_dispute(conn: db.Conn, payment: dict[str, Any], status: Any, event_id: str) -> bool:
+    """Won: everything the dispute took comes back (paying any debt first); lost: it stays taken."""
+    if payment["status"] != "disputed" or status != "won":
+        return False
+    ledger.give_back(
+        conn,
+        payment,
+        payment["dispute_unspent"] + payment["dispute_debt"],
+        kind="dispute_won",
+        key=f"dispute-won:{payment['id']}",
+    )
+    db.record_dispute(
+        conn,
+        payment["id"],
+        status=payment["status_before_dispute"] or "completed",
+        before=None,
+        cents=0,
+        unspent=Decimal(0),
+        debt=Decimal(0),
+    )
+    logger.info("dispute won", extra={"event_id": event_id, "payment_id": str(payment["id"])})
     return True
 
 
@@ -291,6 +342,7 @@ def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, colle
         key=f"payment:{payment['id']}",
         reference_id=payment["id"],
         paid=amount,
+        payment_id=payment["id"],
     )
     refunded = payment["amount_refunded"]
     if refunded:
@@ -341,22 +393,16 @@ def _payment_event(payment: dict[str, Any], amount_refunded: int, refunded_now: 
 
 
 def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: int) -> None:
+    """Takes back what is left of the payment's credits, up to what is newly refunded, held ones included (the
+    holds lose it); spent credits stay spent, and the balance never goes below zero."""
     wanted = Decimal(total - previous) / CENTS
-    # Credits already spent cannot be taken back: the balance never goes below zero.
-    taken = min(wanted, ledger.available(conn, payment["user_id"]))
+    taken, _ = ledger.take_back(
+        conn, payment, wanted, kind="refund", key=f"refund:{payment['id']}:{total}", spent_becomes_debt=False
+    )
     if taken < wanted:
         logger.warning(
-            "refund exceeds the balance", extra={"payment_id": str(payment["id"]), "uncollected": str(wanted - taken)}
-        )
-    if taken > 0:
-        ledger.credit(
-            conn,
-            payment["user_id"],
-            -taken,
-            kind="refund",
-            key=f"refund:{payment['id']}:{total}",
-            reference_id=payment["id"],
-            paid=-taken,
+            "refund exceeds the payment's unspent credits",
+            extra={"payment_id": str(payment["id"]), "uncollected": str(wanted - taken)},
         )
 
 

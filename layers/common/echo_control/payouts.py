@@ -30,9 +30,11 @@ CENTS = Decimal(100)
 MOCK_ACCOUNT_PREFIX = "acct_mock_"
 MOCK_TRANSFER_PREFIX = "tr_mock_"
 ACCOUNT_EVENTS = {"account.updated"}
+# The owner disconnected their account from our platform: no more payouts to it.
+DEAUTHORIZED_EVENTS = {"account.application.deauthorized"}
 # transfer.failed is no longer sent by Stripe's current API versions; an account pinned to an older one may send it.
 TRANSFER_EVENTS = {"transfer.reversed", "transfer.failed"}
-EVENTS = ACCOUNT_EVENTS | TRANSFER_EVENTS
+EVENTS = ACCOUNT_EVENTS | DEAUTHORIZED_EVENTS | TRANSFER_EVENTS
 HISTORY_LIMIT = 100
 
 
@@ -220,6 +222,10 @@ def apply_event(conn: db.Conn, event_type: str, obj: dict[str, Any], *, account:
     """Applies one verified event inside the caller's transaction (which recorded its id); True if it changed
     something. Fields are read defensively: an odd shape is ignored, never a 500."""
     obj_id = obj.get("id") if isinstance(obj.get("id"), str) else None
+    if event_type in DEAUTHORIZED_EVENTS:  # its object is our application; event.account is who left it
+        if not isinstance(account, str) or not account:
+            return False
+        return db.set_payouts_enabled(conn, account, False) is not None
     if event_type in ACCOUNT_EVENTS:
         if obj_id is None or account != obj_id:
             # A Connect event speaks for the connected account it came from (event.account): one account's event

@@ -11,31 +11,147 @@ from uuid import UUID
 
 from echo_control.db.connection import Conn, Row, connection, transaction
 
-# Two CTEs of the statements that record a call (db/ledger.CHARGE_CALL), after its `tx` CTE: the call's markup
-# becomes an earning entry of the app's owner and moves their cached account, in the same statement as the debit.
-# A call without markup earns nothing and writes nothing here.
+# The last CTE of the statements that record a call (db/ledger.CHARGE_CALL), after its `tx` CTE: the markup earned
+# on the call's cash-paid part becomes an earning entry of the app's owner, clearing %(clearing_days)s days after the
+# call. Appended only: no row shared with the app's other customers is locked or updated (housekeeping folds the
+# entry into the owner's cached account; fold_earnings). A call that earned nothing writes nothing here.
 EARN_MARKUP = """earning AS (
-    INSERT INTO earning_entries (user_id, kind, amount, idempotency_key, reference_id, echo_app_id)
-    SELECT a.user_id, 'markup', tx.markup_amount, 'markup:' || tx.id, tx.id, a.id
+    INSERT INTO earning_entries
+        (user_id, kind, amount, idempotency_key, reference_id, echo_app_id, clears_at, folded, cleared)
+    SELECT a.user_id, 'markup', tx.earned_amount, 'markup:' || tx.id, tx.id, a.id,
+           tx.created_at + make_interval(days => %(clearing_days)s), false, false
     FROM tx JOIN echo_apps a ON a.id = %(echo_app_id)s
-    WHERE tx.markup_amount > 0
-    RETURNING user_id, amount
-), earned AS (
-    INSERT INTO earnings_accounts AS e (user_id, available, lifetime)
-    SELECT user_id, amount, amount FROM earning
-    ON CONFLICT (user_id) DO UPDATE SET available = e.available + excluded.available,
-        lifetime = e.lifetime + excluded.lifetime, updated_at = now()
+    WHERE tx.earned_amount > 0
 )"""
 
-_ACCOUNT_COLUMNS = "user_id, available, pending, paid_out, lifetime, stripe_account_id, payouts_enabled"
+# A credit paid `amount` of the user's debt: the calls still owing are repaid oldest first, and when the credit was
+# cash each earns its owner the markup on what it repaid (a call's markup is earned only on its cash-paid part).
+# What is left after the calls' debts pays a disputed payment's debt, which earns nothing.
+_REPAY_DEBT = """
+WITH open AS (
+    SELECT t.id, t.echo_app_id, t.cost, t.markup_amount, t.debt_repaid, t.debt_amount - t.debt_repaid AS owed,
+           sum(t.debt_amount - t.debt_repaid) OVER (ORDER BY t.created_at, t.id) AS running
+    FROM llm_transactions t
+    WHERE t.user_id = %(user_id)s AND t.debt_repaid < t.debt_amount
+), repay AS (
+    SELECT open.*, least(owed, %(amount)s - (running - owed)) AS repaid,
+           CASE WHEN %(cash)s AND cost > 0
+                THEN trunc(markup_amount * least(owed, %(amount)s - (running - owed)) / cost, 6) ELSE 0 END AS earned
+    FROM open WHERE running - owed < %(amount)s
+), repaid AS (
+    UPDATE llm_transactions t SET debt_repaid = t.debt_repaid + repay.repaid,
+        earned_amount = t.earned_amount + repay.earned
+    FROM repay WHERE t.id = repay.id
+), paid_by AS (
+    INSERT INTO call_lots (transaction_id, lot_id, amount, earned)
+    SELECT repay.id, %(lot_id)s, repay.repaid, repay.earned FROM repay WHERE repay.repaid > 0
+)
+INSERT INTO earning_entries
+    (user_id, kind, amount, idempotency_key, reference_id, echo_app_id, clears_at, folded, cleared)
+SELECT a.user_id, 'markup', repay.earned, 'markup-repaid:' || repay.id || ':' || (repay.debt_repaid + repay.repaid),
+       repay.id, a.id, now() + make_interval(days => %(clearing_days)s), false, false
+FROM repay JOIN echo_apps a ON a.id = repay.echo_app_id
+WHERE repay.earned > 0
+"""
 
 
-def earnings_account(user_id: UUID) -> Row | None:
-    return (
-        connection()
-        .execute(f"SELECT {_ACCOUNT_COLUMNS} FROM earnings_accounts WHERE user_id = %s", [user_id])
-        .fetchone()
-    )
+def repay_debt(conn: Conn, user_id: UUID, amount: Decimal, *, lot_id: int, cash: bool, clearing_days: int) -> None:
+    """Marks `amount` of the user's debt repaid by lot `lot_id` (under the balance's lock), earning the calls' owners
+    their deferred markup if it is `cash` (appended only, as a call's own earning)."""
+    params = {"user_id": user_id, "amount": amount, "cash": cash, "lot_id": lot_id, "clearing_days": clearing_days}
+    conn.execute(_REPAY_DEBT, params)
+
+
+_ACCOUNT_COLUMNS = (
+    "user_id, available, clearing, pending, paid_out, lifetime, reversed, stripe_account_id, payouts_enabled"
+)
+
+# The owner's figures, exact at this moment: the cached account plus the entries housekeeping has not folded in yet
+# (into available once cleared, else clearing) and the folded ones whose clearing time came since the last sweep.
+_EXACT_ACCOUNT = """
+SELECT o.user_id, (coalesce(e.available, 0) + u.to_available + m.moving)::numeric(18, 6) AS available,
+       (coalesce(e.clearing, 0) + u.to_clearing - m.moving)::numeric(18, 6) AS clearing,
+       coalesce(e.pending, 0)::numeric(18, 6) AS pending, coalesce(e.paid_out, 0)::numeric(18, 6) AS paid_out,
+       (coalesce(e.lifetime, 0) + u.earned)::numeric(18, 6) AS lifetime,
+       (coalesce(e.reversed, 0) + u.reversed)::numeric(18, 6) AS reversed,
+       e.stripe_account_id, coalesce(e.payouts_enabled, false) AS payouts_enabled, e.user_id IS NOT NULL AS opened
+FROM (SELECT %(user_id)s::uuid AS user_id) o
+LEFT JOIN earnings_accounts e ON e.user_id = o.user_id
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(amount) FILTER (WHERE clears_at <= now()), 0) AS to_available,
+           coalesce(sum(amount) FILTER (WHERE clears_at > now()), 0) AS to_clearing,
+           coalesce(sum(amount) FILTER (WHERE kind = 'markup'), 0) AS earned,
+           coalesce(-sum(amount) FILTER (WHERE kind = 'reversal'), 0) AS reversed
+    FROM earning_entries WHERE user_id = o.user_id AND NOT folded
+) u
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(amount), 0) AS moving FROM earning_entries
+    WHERE user_id = o.user_id AND folded AND NOT cleared AND clears_at <= now()
+) m
+"""
+
+
+def earnings_account(user_id: UUID, conn: Conn | None = None) -> Row | None:
+    """The owner's figures, exact (see _EXACT_ACCOUNT); None when they never earned nor onboarded."""
+    row = (conn or connection()).execute(_EXACT_ACCOUNT, {"user_id": user_id}).fetchone()
+    if row is None or (not row["opened"] and row["lifetime"] == 0):
+        return None
+    return row
+
+
+# Folds entries appended since the last run into their owners' cached accounts: into clearing, or available when
+# already cleared (reversals likewise, and into reversed), a bounded batch per run; the accounts are locked in
+# user order, as everywhere that locks several.
+_FOLD_EARNINGS = """
+WITH due AS (
+    SELECT id, user_id, kind, amount, clears_at <= now() AS cleared_now FROM earning_entries
+    WHERE NOT folded ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), by_owner AS (
+    SELECT user_id, coalesce(sum(amount) FILTER (WHERE kind = 'markup'), 0) AS earned,
+           coalesce(-sum(amount) FILTER (WHERE kind = 'reversal'), 0) AS reversed,
+           coalesce(sum(amount) FILTER (WHERE cleared_now), 0) AS to_available,
+           coalesce(sum(amount) FILTER (WHERE NOT cleared_now), 0) AS to_clearing
+    FROM due GROUP BY user_id
+), folded AS (
+    INSERT INTO earnings_accounts AS e (user_id, available, clearing, lifetime, reversed)
+    SELECT user_id, to_available, to_clearing, earned, reversed FROM by_owner ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET available = e.available + excluded.available,
+        clearing = e.clearing + excluded.clearing, lifetime = e.lifetime + excluded.lifetime,
+        reversed = e.reversed + excluded.reversed, updated_at = now()
+)
+UPDATE earning_entries x SET folded = true, cleared = due.cleared_now FROM due WHERE x.id = due.id
+RETURNING x.id
+"""
+
+# Moves folded entries whose clearing time came from clearing to available.
+_CLEAR_EARNINGS = """
+WITH due AS (
+    SELECT id, user_id, amount FROM earning_entries
+    WHERE folded AND NOT cleared AND clears_at <= now() ORDER BY clears_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), by_owner AS (
+    SELECT user_id, sum(amount) AS amount FROM due GROUP BY user_id
+), locked AS (
+    SELECT e.user_id FROM earnings_accounts e WHERE e.user_id IN (SELECT user_id FROM by_owner) ORDER BY e.user_id
+    FOR UPDATE
+), moved AS (
+    UPDATE earnings_accounts e SET clearing = e.clearing - b.amount, available = e.available + b.amount,
+        updated_at = now()
+    FROM by_owner b WHERE e.user_id = b.user_id AND (SELECT count(*) FROM locked) >= 0
+)
+UPDATE earning_entries x SET cleared = true FROM due WHERE x.id = due.id
+RETURNING x.id
+"""
+
+
+def fold_earnings(limit: int) -> int:
+    """Folds a batch of new entries, then clears a batch of due ones; how many entries it settled."""
+    with transaction() as conn:
+        folded = len(conn.execute(_FOLD_EARNINGS, {"limit": limit}).fetchall())
+    with transaction() as conn:
+        cleared = len(conn.execute(_CLEAR_EARNINGS, {"limit": limit}).fetchall())
+    return folded + cleared
 
 
 # --- what each app earned, from the daily rollups ------------------------------------------------------
@@ -184,10 +300,11 @@ _PAYOUT_COLUMNS = (
 
 
 def lock_earnings_account(conn: Conn, user_id: UUID) -> Row | None:
-    """The owner's account, locked until the caller's transaction ends: payouts of one owner go one at a time."""
-    return conn.execute(
-        f"SELECT {_ACCOUNT_COLUMNS} FROM earnings_accounts WHERE user_id = %s FOR UPDATE", [user_id]
-    ).fetchone()
+    """The owner's account, locked until the caller's transaction ends (payouts of one owner go one at a time), with
+    its exact figures: entries not folded yet count too, so a payout never takes more than was earned and cleared."""
+    if conn.execute("SELECT 1 FROM earnings_accounts WHERE user_id = %s FOR UPDATE", [user_id]).fetchone() is None:
+        return None
+    return conn.execute(_EXACT_ACCOUNT, {"user_id": user_id}).fetchone()
 
 
 # Moves the amount from available to pending with its (negative) earning entry; the caller holds the account lock

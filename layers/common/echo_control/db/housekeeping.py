@@ -20,13 +20,16 @@ WHERE i.scope_kind = old.scope_kind AND i.scope_id = old.scope_id AND i.key = ol
 
 # A pending payment with a payment intent is one Stripe completed with a delayed method (a bank debit): the
 # money may still come (async_payment_succeeded), so it is not expired.
+# The rows are picked once (MATERIALIZED): a plan that ran the pick again for each row it updates would, with SKIP
+# LOCKED, pick new rows each time and pass the limit.
 _EXPIRE_PENDING_PAYMENTS = """
-UPDATE payments p SET status = 'expired', updated_at = now()
-FROM (
+WITH stale AS MATERIALIZED (
     SELECT id FROM payments
     WHERE status = 'pending' AND stripe_payment_id IS NULL AND created_at < now() - %(age)s
     ORDER BY created_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-) stale
+)
+UPDATE payments p SET status = 'expired', updated_at = now()
+FROM stale
 WHERE p.id = stale.id AND p.status = 'pending'
 """
 

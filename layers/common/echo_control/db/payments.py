@@ -1,12 +1,14 @@
 """Payments (credit purchases) and the Stripe events already applied."""
 
+from decimal import Decimal
 from uuid import UUID
 
 from echo_control.db.connection import Conn, Row, connection, transaction
 
 _PAYMENT_COLUMNS = (
     "p.id, p.stripe_payment_id, p.stripe_session_id, p.amount, p.amount_refunded, p.currency, p.status, "
-    "p.user_id, p.echo_app_id, p.created_at, p.updated_at"
+    "p.user_id, p.echo_app_id, p.created_at, p.updated_at, p.status_before_dispute, p.amount_disputed, "
+    "p.dispute_unspent, p.dispute_debt"
 )
 
 
@@ -77,4 +79,15 @@ def update_payment(
         "UPDATE payments SET status = %s, stripe_payment_id = COALESCE(stripe_payment_id, %s), "
         "amount_refunded = %s, updated_at = now() WHERE id = %s",
         [status, stripe_payment_id, amount_refunded, payment_id],
+    )
+
+
+def record_dispute(
+    conn: Conn, payment_id: UUID, *, status: str, before: str | None, cents: int, unspent: Decimal, debt: Decimal
+) -> None:
+    """The payment's dispute: its status (`disputed`, or back to `before` when won), what it disputes and took."""
+    conn.execute(
+        "UPDATE payments SET status = %s, status_before_dispute = %s, amount_disputed = %s, dispute_unspent = %s, "
+        "dispute_debt = %s, updated_at = now() WHERE id = %s",
+        [status, before, cents, unspent, debt, payment_id],
     )

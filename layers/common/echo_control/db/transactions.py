@@ -7,7 +7,7 @@ from echo_control.db.connection import Row, connection
 _TX_COLUMNS = (
     "t.id, t.model, t.input_tokens, t.output_tokens, t.total_tokens, t.cost, t.status, t.user_id, "
     "t.echo_app_id, t.metadata, t.created_at, t.cost - t.markup_amount AS provider_cost, t.markup_amount, "
-    "t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens"
+    "t.provider, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens, t.earned_amount, t.shortfall"
 )
 
 # Keyset pagination, newest first; the filters are all optional (NULL matches everything).

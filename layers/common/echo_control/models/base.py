@@ -39,7 +39,7 @@ MAX_PRICED_MODELS = 500  # entries in an app's allowed models, and in its overri
 MAX_PRICED_MODEL_LENGTH = 200
 
 TransactionStatus = Literal["success", "error", "timeout"]
-PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired"]
+PaymentStatus = Literal["pending", "completed", "failed", "refunded", "expired", "disputed"]
 PayoutStatus = Literal["pending", "paid", "failed", "reversed"]
 
 

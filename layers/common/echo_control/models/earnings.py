@@ -16,12 +16,16 @@ class AppEarnings(CamelModel):
 
 
 class EarningsOut(CamelModel):
-    """available + pending + paidOut = lifetime, to the micro-dollar."""
+    """clearing + available + pending + paidOut + reversed = lifetime, to the micro-dollar."""
 
-    available: Decimal = Field(description="earned and not yet paid out: what a payout may take")
+    clearing: Decimal = Field(description="earned, not cleared yet (ECHO_EARNINGS_CLEARING_DAYS after the call)")
+    available: Decimal = Field(
+        description="earned, cleared and not yet paid out: what a payout may take (below zero after a reversal)"
+    )
     pending: Decimal = Field(description="in payouts whose transfer Stripe has not confirmed yet")
     paid_out: Decimal = Field(description="transferred to the connected account (net of reversals)")
     lifetime: Decimal = Field(description="every markup ever earned")
+    reversed: Decimal = Field(description="earnings taken back because the credits that paid them were refunded")
     payouts_enabled: bool  # Stripe has onboarded the owner's connected account for payouts
     minimum_payout: Decimal  # ECHO_MIN_PAYOUT_USD
     apps: list[AppEarnings]

@@ -83,7 +83,16 @@ class ApiKeyUpdate(RequestModel):
 
 class LedgerEntryOut(CamelModel):
     id: str
-    kind: Literal["payment_credit", "refund", "admin_adjustment", "llm_debit"]
+    kind: Literal[
+        "payment_credit",
+        "refund",
+        "admin_adjustment",
+        "llm_debit",
+        "grant_credit",  # a credit code redeemed
+        "grant_expired",  # what was left of a grant when it expired
+        "dispute",  # a payment disputed: its credits taken back, the part already spent owed
+        "dispute_won",  # the dispute closed in our favour: all of it back
+    ]
     amount: Decimal
     balance_after: Decimal
     reason: str | None = None

@@ -80,6 +80,10 @@ class KeyApp(CamelModel):
 
 class ValidateApiKeyOut(CamelModel):
     valid: bool
+    # why a well-formed key is not valid now: "key_limit_exceeded" until its period resets (resetsAt; null for a
+    # limit in total)
+    reason: str | None = None
+    resets_at: datetime | None = None
     user_id: str | None = None
     echo_app_id: str | None = None
     # Seed compatibility: its proxy caches who the key is for and which app it serves.
@@ -88,3 +92,5 @@ class ValidateApiKeyOut(CamelModel):
     balance: Decimal | None = None
     held: Decimal | None = None
     available: Decimal | None = None
+    # what can be spent now: max(available, 0), and at most what the key's limit has left
+    spendable: Decimal | None = None
