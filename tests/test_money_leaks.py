@@ -23,6 +23,7 @@ from tests.invariants import (
 )
 from tests.test_payments import completed_event, deliver
 from tests.test_payouts import CONNECT_SECRET, PLATFORM_SECRET, onboard
+from tests.test_webhooks import events_of
 
 CALL = {"model": "gpt-4o", "inputTokens": 10, "outputTokens": 5}
 
@@ -183,6 +184,10 @@ def test_a_dispute_takes_the_payment_back_and_the_spent_part_becomes_debt_then_w
     assert earnings(owner)["reversed"] == "2.000000"
     payments = customer.call("GET", "/api/payments").body["payments"]
     assert [p["status"] for p in payments if p["id"] == payment_id] == ["disputed"]
+    signed(api, "charge.dispute.created", dispute)  # Stripe delivers again: still one dispute, one event
+    reported = [e["data"] for e in events_of(customer.user["id"], "dispute.created")]
+    assert len(reported) == 1
+    assert reported[0]["paymentId"] == payment_id and reported[0]["disputedAmount"] == "10.00"
     kinds = [e["kind"] for e in customer.call("GET", "/api/ledger").body["entries"]]
     assert kinds[0] == "dispute"
     signed(api, "charge.dispute.closed", {**dispute, "status": "won"})

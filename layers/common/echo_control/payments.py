@@ -249,6 +249,12 @@ def _dispute(conn: db.Conn, payment: dict[str, Any], disputed: int, event_id: st
     db.record_dispute(
         conn, payment["id"], status="disputed", before=payment["status"], cents=amount, unspent=unspent, debt=debt
     )
+    events.emit(
+        conn,
+        payment["user_id"],
+        events.DISPUTE_CREATED,
+        {**_payment_event(payment, payment["amount_refunded"]), "disputedAmount": events.usd(amount)},
+    )
     return True
 
 
