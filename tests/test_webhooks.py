@@ -333,6 +333,8 @@ def test_a_debit_rolled_back_leaves_no_balance_alert(key_holder) -> None:
         "total_tokens": 2,
         "cost": Decimal("6"),
         "markup_amount": Decimal("0"),
+        "require_funds": True,
+        "clearing_days": 7,
         "status": "success",
         "metadata": None,
     }
@@ -357,8 +359,8 @@ def test_a_key_reaching_its_limit_is_reported_once_whether_reached_or_refused(ke
     assert session.call("PUT", f"/api/api-keys/{key['id']}", {"spendLimit": "3", "limitPeriod": "total"}).status == 200
     assert call(key_holder, "2").status == 201
     assert events_of(user_id, "key.limit_reached") == []
-    assert call(key_holder, "2").status == 402  # refused for the limit: reported
-    assert call(key_holder, "2").status == 402  # again: not reported twice
+    assert call(key_holder, "2", requireFunds=True).status == 402  # refused for the limit: reported
+    assert call(key_holder, "2", requireFunds=True).status == 402  # again: not reported twice
     found = events_of(user_id, "key.limit_reached")
     assert [(e["data"]["apiKeyId"], e["data"]["spendLimit"]) for e in found] == [(key["id"], "3.000000")]
     # a higher limit reached exactly by a recorded call is a new limit reached
@@ -433,11 +435,11 @@ def test_a_receiver_that_fails_then_recovers_gets_the_same_webhook_id_with_backo
 
 def test_a_delivery_failing_for_24_hours_fails_and_a_resend_sends_it_again(api, user, receiver, allow_private) -> None:
     endpoint = add_endpoint(user, receiver.url, ["payment.succeeded"])
-    receiver.statuses = [500] * 7
+    receiver.statuses = [500] * 8
     pay(api, user, "7")
     deliver_all(endpoint["id"])
     waits = []
-    for _ in range(6):
+    for _ in range(7):
         row = (
             db.connection()
             .execute(
@@ -449,15 +451,16 @@ def test_a_delivery_failing_for_24_hours_fails_and_a_resend_sends_it_again(api, 
         waits.append(round(row["wait"].total_seconds()))
         make_due(endpoint["id"])
         webhook_delivery.deliver_due(200)
-    assert waits == [5, 300, 1800, 7200, 18000, 36000]
+    assert waits == [5, 300, 1800, 7200, 18000, 36000, 23100]
+    assert sum(waits) == 24 * 3600 + 5  # attempts span 24 hours
     [delivery] = deliveries_of(endpoint["id"])
-    assert (delivery["status"], delivery["attempts"], delivery["next_attempt_at"]) == ("failed", 7, None)
+    assert (delivery["status"], delivery["attempts"], delivery["next_attempt_at"]) == ("failed", 8, None)
     # resent by hand: the same webhook-id, now answered
     reply = user.call("POST", f"/api/webhooks/{endpoint['id']}/deliveries/{delivery['id']}/retry")
     assert reply.status == 200 and reply.body["status"] == "pending", reply.body
     webhook_delivery.deliver_due(200)
     [delivery] = deliveries_of(endpoint["id"])
-    assert (delivery["status"], delivery["attempts"]) == ("succeeded", 8)
+    assert (delivery["status"], delivery["attempts"]) == ("succeeded", 9)
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
     # another user's delivery, or one of another endpoint, is 404
     other = add_endpoint(user, receiver.url, ["balance.low"])

@@ -44,6 +44,7 @@ BACKOFF = (
     timedelta(hours=2),
     timedelta(hours=5),
     timedelta(hours=10),
+    timedelta(hours=6, minutes=25),  # the last attempt 24 hours after the first
 )
 DISABLE_AFTER = timedelta(days=5)
 TIMEOUT_SECONDS = 5.0
