@@ -329,6 +329,13 @@ def test_what_the_conditions_create(doc: dict[str, Any], transformed: dict[str, 
     assert "UserPool" not in clerk
     given = made(StripeSecretArn="arn:stripe", AlarmTopicArn="arn:alarms")
     assert not {"StripeSecret", "AlarmTopic"} & given
+    domain = {"CustomDomain", "CustomDomainMapping", "CustomDomainRecord"}
+    assert not domain & fresh
+    assert not domain & made(DomainName="echo.example.com")  # only named in the sign-in callbacks
+    assert domain - {"CustomDomainRecord"} <= made(DomainName="echo.example.com", CertificateArn="arn:cert")
+    assert domain <= made(DomainName="echo.example.com", CertificateArn="arn:cert", HostedZoneId="Z1")
+    mapping = root["Resources"]["CustomDomainMapping"]["Properties"]
+    assert mapping["RestApiId"] == {"Ref": "EchoApi"} and mapping["DomainName"] == {"Ref": "CustomDomain"}
 
 
 def test_alarms_notify_the_topic_and_cover_what_the_issue_names(doc: dict[str, Any]) -> None:
