@@ -146,7 +146,7 @@ def test_the_model_list_is_public_and_searchable(plain: Any, user: Session) -> N
 
 
 def test_money_per_million_reads_as_dollars() -> None:
-    assert pages.cost("2.500000") == "$2.50" and pages.cost("0.075") == "$0.075" and pages.cost(None) == "–"
+    assert pages.usd("2.500000") == "$2.50" and pages.usd("0.075") == "$0.075" and pages.usd(None) == "–"
 
 
 # --- in Chromium ---------------------------------------------------------------------------------------------

@@ -48,29 +48,37 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["usd"] = usd
-    env.filters["cost"] = cost
     env.filters["cents"] = lambda value: usd(Decimal(value) / 100)
     env.filters["thousands"] = lambda value: f"{int(value):,}"
     env.globals["refill"] = lambda form, field, default="": default  # render_page's, after a refused form
     return env
 
 
-def usd(value: Decimal | int | str | None, places: int = 2) -> str:
-    """Money exactly as stored, rounded half-up to `places` (balances and payments: cents)."""
+def usd(value: Decimal | int | str | None, places: int | None = None) -> str:
+    """The dashboard's one money format: $1 and above in dollars and cents ($1,234.50), below $1 to 4 significant
+    digits without trailing zeros past the cents ($0.01325, $0.00036, $0.50), so a card never shows metering noise
+    such as $79.50036. `places` fixes the decimals instead (a chart axis: one precision for all its ticks)."""
     if value is None:
         return "–"
-    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    amount = Decimal(value)
+    if places is None:
+        if amount == 0 or abs(amount) >= 1:
+            places = 2
+        else:
+            # 4 significant digits: the first one sits at 10**adjusted()
+            places = max(2, 3 - abs(amount).adjusted())
+            rounded = amount.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+            text = f"{abs(rounded):f}".rstrip("0")
+            whole, _, fraction = text.partition(".")
+            return f"{'-' if rounded < 0 else ''}${whole}.{fraction.ljust(2, '0')}"
+    amount = amount.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.{places}f}"
 
 
-def cost(value: Decimal | int | str | None) -> str:
-    """A usage cost: up to the 6 places a call is metered in, without trailing zeros past the cents."""
-    if value is None:
-        return "–"
-    text = usd(value, 6)
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+def axis_places(step: Decimal) -> int:
+    """Decimals an axis whose ticks are `step` apart needs, at least the cents: one precision for the whole axis."""
+    return max(2, -step.normalize().as_tuple().exponent)  # type: ignore[operator]
 
 
 def url(path: str) -> str:
@@ -441,7 +449,12 @@ def day_bars(
             }
         )
     ticks = [
-        {"value": step * i, "y": round(height - float(step * i / top) * height, 2)} for i in range(int(top / step) + 1)
+        {
+            "value": step * i,
+            "label": usd(step * i, axis_places(step)),
+            "y": round(height - float(step * i / top) * height, 2),
+        }
+        for i in range(int(top / step) + 1)
     ]
     busiest = max(bars, key=lambda bar: bar["cost"]) if peak > 0 else None
     return {
