@@ -595,6 +595,13 @@ def edit_prices(who: Caller, app_id: str | uuid.UUID, fields: dict[str, str]) ->
             else:
                 kept.append({"model": model, **{name: fields[name] for name in PRICE_FIELDS if name in fields}})
                 said = f"Your price for {model} is saved."
+                allowed = body["allowedModels"]
+                # a model only this price makes known (a fine-tune) cannot be allowed before it is priced: pricing it
+                # allows it; a known model the app does not allow stays refused (apps.check_prices)
+                unlisted = allowed is not None and key not in {pricing.model_key(m) for m in allowed}
+                if unlisted and not pricing.is_priced(model):
+                    body["allowedModels"] = [*allowed, model]
+                    said = f"Your price for {model} is saved, and {model} is allowed."
             body["overrides"] = kept
         return parse_form(AppPrices, body)
 
