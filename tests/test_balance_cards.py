@@ -40,3 +40,22 @@ def test_the_balance_cards_add_up_with_credits_beside_paid_and_spent(browser: Br
         shown("#total-paid") + shown("#total-credited") - shown("#total-spent") == shown("#balance") == Decimal("10.25")
     )
     page.screenshot(path=SHOTS / "balance-cards.png", full_page=True)
+
+
+def test_the_owners_app_page_splits_customers_spend_from_their_own_and_names_each_caller(
+    browser: Browser, site: str, api: Api
+) -> None:
+    owner = api.sign_in()
+    app = owner.create_app("Split", acceptsCustomers=True)
+    customer, customer_key = owner.customer_of(app, "10")
+    credit(owner.user["id"], "10")
+    own_key = owner.create_key(app["id"])["key"]
+    assert record_call(site, customer_key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1, "cost": "2"}) == 201
+    assert record_call(site, own_key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1, "cost": "0.5"}) == 201
+    page = sign_in(browser, site, 1280, owner.user["email"])
+    page.goto(f"/apps/{app['id']}")
+    expect(page.locator("#cost")).to_have_text("$2.50")
+    expect(page.locator("#customers-spent")).to_have_text("$2.00")
+    expect(page.locator("#own-spent")).to_have_text("$0.50")
+    callers = page.locator("#transactions td.caller").all_inner_texts()
+    assert callers == ["you", customer.user["email"]]  # newest first

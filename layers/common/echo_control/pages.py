@@ -495,6 +495,8 @@ def app_page(resolver: APIGatewayRestResolver, who: Caller, app_id: str) -> Resp
         )
     details = apps.app_details(who.user_id, app_id)
     usage = analytics.app_usage(who.user_id, app_id, None, None)
+    customers = apps.customers(who.user_id, app_id).customers
+    customers_spent = sum((c.spent for c in customers), Decimal(0))
     return render_page(
         resolver,
         "app.html",
@@ -505,7 +507,12 @@ def app_page(resolver: APIGatewayRestResolver, who: Caller, app_id: str) -> Resp
         chart=day_bars(usage.by_day, usage.since, usage.until),
         keys=details.api_keys,
         prices=apps.app_prices(who.user_id, details.id),
-        customers=apps.customers(who.user_id, app_id).customers,
+        customers=customers,
+        # the Cost card splits customers' spend from the owner's own; recent calls say who made them
+        customers_spent=customers_spent,
+        own_spent=(details.totals.cost if details.totals else Decimal(0)) - customers_spent,
+        caller_emails={c.user_id: c.email for c in customers},
+        owner_id=str(who.user_id),
         join_url=f"{base_url(resolver)}/join/{details.id}",
         next_path=f"/apps/{details.id}",
     )
