@@ -52,6 +52,27 @@ def balance_of(holder: KeyHolder) -> Decimal:
 # --- reading and replacing ---------------------------------------------------------------------------
 
 
+def test_an_unknown_allowed_model_or_a_price_for_a_model_not_allowed_is_refused(key_holder: KeyHolder) -> None:
+    path = prices_path(key_holder.app)
+    unknown = key_holder.session.call("PUT", path, {"allowedModels": ["gpt-4o", "gpt-4oo"]})
+    assert unknown.status == 422 and unknown.body["error"]["code"] == "unknown_model"
+    assert unknown.body["error"]["details"]["field"] == "allowedModels"
+    assert (
+        unknown.body["error"]["details"]["model"] == "gpt-4oo"
+        and "gpt-4o" in unknown.body["error"]["details"]["closeMatches"]
+    )
+    not_allowed = key_holder.session.call(
+        "PUT", path, {"allowedModels": ["gpt-4o"], "overrides": [{**OVERRIDE, "model": "gpt-4o-mini"}]}
+    )
+    assert not_allowed.status == 422 and not_allowed.body["error"]["code"] == "price_not_allowed"
+    assert not_allowed.body["error"]["details"] == {"field": "overrides", "model": "gpt-4o-mini"}
+    assert key_holder.session.call("GET", path).body == {"allowedModels": None, "overrides": []}  # nothing changed
+    # a fine-tune the price list does not know is allowed with a price of its own, named with its provider or not
+    fine_tune = {**OVERRIDE, "model": "openai/ft:gpt-4o-mini:acme::abc"}
+    body = {"allowedModels": ["FT:gpt-4o-mini:acme::abc", "openai/gpt-4o"], "overrides": [fine_tune]}
+    assert put_prices(key_holder, body)["allowedModels"] == body["allowedModels"]
+
+
 def test_a_new_app_allows_every_model_and_has_no_overrides(key_holder: KeyHolder) -> None:
     reply = key_holder.session.call("GET", prices_path(key_holder.app))
     assert reply.status == 200
@@ -151,7 +172,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
 def test_bad_prices_are_refused_and_change_nothing(key_holder: KeyHolder, body: dict[str, Any]) -> None:
-    before = put_prices(key_holder, {"allowedModels": ["gpt-4o-mini"], "overrides": [OVERRIDE]})
+    before = put_prices(key_holder, {"allowedModels": ["gpt-4o-mini", "gpt-4o"], "overrides": [OVERRIDE]})
     reply = key_holder.session.call("PUT", prices_path(key_holder.app), body)
     assert 400 <= reply.status < 500, reply.body
     assert reply.error_code in ("validation_error", "invalid_characters"), reply.body
@@ -161,8 +182,13 @@ def test_bad_prices_are_refused_and_change_nothing(key_holder: KeyHolder, body: 
 def test_the_bounds_themselves_are_accepted(key_holder: KeyHolder) -> None:
     body = {
         "allowedModels": ["m" * 200, *(f"model-{i}" for i in range(499))],
-        "overrides": [
-            {"model": f"m{i}", "inputPerMillion": "10000", "outputPerMillion": "0", "cacheWritePerMillion": "0.000001"}
+        "overrides": [  # models the price list does not know are allowed with a price of the app's own
+            {
+                "model": "m" * 200 if i == 0 else f"model-{i - 1}",
+                "inputPerMillion": "10000",
+                "outputPerMillion": "0",
+                "cacheWritePerMillion": "0.000001",
+            }
             for i in range(500)
         ],
     }
@@ -175,7 +201,10 @@ def test_concurrent_replacements_leave_one_of_them_whole(api: Api, key_holder: K
     """Each PUT takes the app's lock before deleting and inserting: the result is one body, never a mix, and two
     PUTs naming the same models never collide."""
     bodies = [
-        {"allowedModels": [f"a{n}", "gpt-4o"], "overrides": [{**OVERRIDE, "inputPerMillion": f"{n}"}]}
+        {
+            "allowedModels": [f"a{n}", "gpt-4o"],
+            "overrides": [{**OVERRIDE, "inputPerMillion": f"{n}"}, {**OVERRIDE, "model": f"a{n}"}],
+        }
         for n in range(1, 9)
     ]
     barrier = threading.Barrier(8)
@@ -190,14 +219,17 @@ def test_concurrent_replacements_leave_one_of_them_whole(api: Api, key_holder: K
         assert list(pool.map(replace, bodies)) == [200] * 8
     final = key_holder.session.call("GET", prices_path(key_holder.app)).body
     n = int(final["allowedModels"][0][1:])
-    assert final["overrides"][0]["inputPerMillion"] == f"{n}.000000"
+    gpt_4o = next(o for o in final["overrides"] if o["model"] == "gpt-4o")
+    assert gpt_4o["inputPerMillion"] == f"{n}.000000"
 
 
 # --- what a call pays ----------------------------------------------------------------------------------
 
 
 def test_a_model_the_app_does_not_allow_is_refused_and_nothing_is_written(funded: KeyHolder) -> None:
-    put_prices(funded, {"allowedModels": ["gpt-4o-mini", "my-fine-tune"]})
+    put_prices(
+        funded, {"allowedModels": ["gpt-4o-mini", "my-fine-tune"], "overrides": [{**OVERRIDE, "model": "my-fine-tune"}]}
+    )
     for call in (
         {"model": "gpt-4o", "inputTokens": 10, "outputTokens": 10},
         {"model": "gpt-4o", "inputTokens": 10, "outputTokens": 10, "cost": "0.01"},  # a sent cost changes nothing
@@ -321,7 +353,7 @@ def test_every_change_applies_from_the_next_call_in_every_function(funded: KeyHo
 def test_rules_of_one_app_do_not_touch_another(funded: KeyHolder) -> None:
     other = funded.session.create_app("Unrestricted")
     other_key = funded.session.create_key(other["id"])["key"]
-    put_prices(funded, {"allowedModels": ["gpt-4o-mini"], "overrides": [OVERRIDE]})
+    put_prices(funded, {"allowedModels": ["gpt-4o-mini", "gpt-4o"], "overrides": [OVERRIDE]})
     reply = funded.session.api.call(
         "POST", "/api/transactions", other_key, {"model": "gpt-4o", "inputTokens": 1000, "outputTokens": 0}
     )

@@ -196,3 +196,20 @@ def test_the_join_link_has_a_copy_button(browser: Browser, site: str, width: int
     button.click()
     expect(button).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == link
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_sign_in_page_reached_from_a_join_link_names_the_app(
+    browser: Browser, site: str, api: Api, width: int
+) -> None:
+    owner = api.sign_in()
+    open_app = owner.create_app("Tutor bot", acceptsCustomers=True)
+    closed_app = owner.create_app("Private bot")
+    page = browser.new_context(viewport={"width": width, "height": 900}, base_url=site).new_page()
+    page.goto(f"/join/{open_app['id']}")
+    expect(page.locator("#joining")).to_have_text("Sign in to join Tutor bot.")
+    assert_in_view(page, page.locator("#joining"))
+    page.goto(f"/join/{closed_app['id']}")  # an app nobody may join keeps its name to itself
+    expect(page.locator("h1")).to_have_text("Sign in to Echo Control")
+    expect(page.locator("#joining")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("Private bot")

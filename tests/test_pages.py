@@ -147,20 +147,25 @@ def test_form_errors_go_back_to_the_form_with_the_message(api: Any, user: Any) -
 
 
 @pytest.mark.parametrize(
-    ("value", "cents", "metered"),
+    ("value", "shown"),
     [
-        ("0", "$0.00", "$0.00"),
-        ("0.000360", "$0.00", "$0.00036"),
-        ("0.005", "$0.01", "$0.005"),  # half-up, not float's banker's rounding of 0.005
-        ("2.675", "$2.68", "$2.675"),  # float(2.675) is 2.67499…
-        ("1234567.5", "$1,234,567.50", "$1,234,567.50"),
-        ("-3.005", "-$3.01", "-$3.005"),
-        ("9.999999", "$10.00", "$9.999999"),
+        ("0", "$0.00"),
+        ("0.000360", "$0.00036"),  # below $1: up to 4 significant digits, no trailing zeros
+        ("0.019875", "$0.01988"),
+        ("0.005", "$0.005"),
+        ("0.5", "$0.50"),  # but always the cents
+        ("0.9999996", "$1.00"),
+        ("2.675", "$2.68"),  # $1 and above: cents, half-up, not float's banker's rounding (float(2.675) is 2.67499…)
+        ("79.50036", "$79.50"),  # never metering noise on a card
+        ("1234567.5", "$1,234,567.50"),
+        ("-3.005", "-$3.01"),
+        ("-0.00040", "-$0.0004"),
+        ("9.999999", "$10.00"),
     ],
 )
-def test_money_on_pages_is_exact(value: str, cents: str, metered: str) -> None:
-    assert pages.usd(Decimal(value)) == cents
-    assert pages.cost(Decimal(value)) == metered
+def test_money_on_pages_follows_one_rule(value: str, shown: str) -> None:
+    assert pages.usd(Decimal(value)) == shown
+    assert pages.usd(None) == "–"
 
 
 def test_payments_in_cents_show_as_dollars() -> None:
@@ -186,6 +191,8 @@ def test_the_chart_axis_covers_the_busiest_day_in_a_few_round_steps(costs: list[
     assert all(bar["h"] <= chart["height"] + 0.01 for bar in chart["bars"])
     step = values[1]
     assert step.normalize().as_tuple().digits[0] in (1, 2, 5)
+    labels = [tick["label"] for tick in chart["ticks"]]  # one precision for the whole axis: $0.000 beside $0.002
+    assert len({label.partition(".")[2].__len__() for label in labels}) == 1, labels
 
 
 def test_unknown_addresses_are_404_pages_and_the_api_keeps_json(api: Any, user: Any) -> None:

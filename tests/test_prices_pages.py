@@ -51,12 +51,19 @@ def post_prices(api: Any, user: Session, app_id: str, data: str, origin: str = "
 def test_each_prices_form_changes_its_part_and_keeps_the_rest(plain: Any, user: Session) -> None:
     app = user.create_app("Priced on its page")
     steps = [
-        ("action=allowed&allow=listed&allowedModels=gpt-4o-mini%0D%0A+claude-sonnet-4-5+%0D%0A%0D%0A", "allowed: 2."),
         ("action=override&model=ft%3Agpt-4o-mini%3Aacme&inputPerMillion=0.3&outputPerMillion=1.2", "is saved"),
+        # an unknown model (a fine-tune) may be allowed once it has a price of the app's own
+        (
+            "action=allowed&allow=listed&allowedModels=gpt-4o-mini%0D%0A+claude-sonnet-4-5+%0D%0A%0D%0A"
+            "ft%3Agpt-4o-mini%3Aacme",
+            "allowed: 3.",
+        ),
         ("action=override&model=gpt-4o-mini&inputPerMillion=1&outputPerMillion=2&cacheReadPerMillion=0.5", "saved"),
         # the same model again, named with its provider: replaces the price rather than adding a second one
         ("action=override&model=openai%2Fgpt-4o-mini&inputPerMillion=0.2&outputPerMillion=0.8", "saved"),
+        ("action=allowed&allow=all", "Every model is allowed."),
         ("action=remove&model=ft%3Agpt-4o-mini%3Aacme", "priced from the price list again"),
+        ("action=allowed&allow=listed&allowedModels=gpt-4o-mini+claude-sonnet-4-5", "allowed: 2."),
     ]
     for data, said in steps:
         posted = post_prices(plain, user, app["id"], data)
@@ -89,6 +96,10 @@ REFUSED = [
     ("action=allowed&allowedModels=gpt-4o", "Allowed models: please choose every model or the models listed."),
     ("action=allowed&allow=listed&allowedModels=" + "+".join(f"m{i}" for i in range(501)), "can list at most 500"),
     ("action=steal", "This form: please choose one of the options."),
+    (
+        "action=allowed&allow=listed&allowedModels=gpt-4o+no-such-model-xyz",
+        "Allowed models: 'no-such-model-xyz' is not in the price list; check its name, or give it a price of your own",
+    ),
 ]
 
 
@@ -103,6 +114,23 @@ def test_a_refused_prices_form_says_why_on_the_page_and_changes_nothing(
     shown = page(plain, f"/apps/{app['id']}", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
     notice = re.search(r'<div class="notice bad" role="status"[^>]*>(.*?)</div>', shown.body, re.S)
     assert notice is not None and message in notice.group(1).replace("&#39;", "'"), shown.body[:300]
+    assert user.call("GET", f"/api/echo-apps/{app['id']}/prices").body == before
+
+
+def test_a_price_for_a_model_the_app_does_not_allow_is_refused_beside_the_form(plain: Any, user: Session) -> None:
+    app = user.create_app("Listed")
+    assert post_prices(plain, user, app["id"], "action=allowed&allow=listed&allowedModels=gpt-4o").status == 303
+    before = user.call("GET", f"/api/echo-apps/{app['id']}/prices").body
+    posted = post_prices(
+        plain, user, app["id"], "action=override&model=gpt-4o-mini&inputPerMillion=1&outputPerMillion=2"
+    )
+    shown = page(plain, f"/apps/{app['id']}", echo_session=user.token, echo_flash=cookies_of(posted)["echo_flash"])
+    notice = re.search(r'<div class="notice bad" role="status"[^>]*>(.*?)</div>', shown.body, re.S)
+    assert notice is not None
+    assert (
+        "Prices: &#39;gpt-4o-mini&#39; is not among the allowed models; allow it, or remove its price"
+        in notice.group(1)
+    )
     assert user.call("GET", f"/api/echo-apps/{app['id']}/prices").body == before
 
 
@@ -146,7 +174,7 @@ def test_the_model_list_is_public_and_searchable(plain: Any, user: Session) -> N
 
 
 def test_money_per_million_reads_as_dollars() -> None:
-    assert pages.cost("2.500000") == "$2.50" and pages.cost("0.075") == "$0.075" and pages.cost(None) == "–"
+    assert pages.usd("2.500000") == "$2.50" and pages.usd("0.075") == "$0.075" and pages.usd(None) == "–"
 
 
 # --- in Chromium ---------------------------------------------------------------------------------------------
@@ -162,13 +190,29 @@ def test_an_owner_sets_prices_on_the_app_page(browser: Browser, site: str, width
     expect(prices.locator("#allowed-summary")).to_have_text("Every model. Calls for any model are metered.")
     expect(prices).to_contain_text("No prices of your own")
 
-    # allow two models only
+    # allow two models only: a model the price list does not know needs a price of the app's own first
     page_.check("#allowed-form input[value=listed]")
     page_.fill("#allowed-form textarea", "gpt-4o-mini\nft:gpt-4o-mini:acme::abc123")
     page_.click("text=Save allowed models")
-    expect(page_.locator(".notice.ok")).to_have_text("Models allowed: 2.")
-    expect(page_.locator("#allowed-list .pill")).to_have_text(["gpt-4o-mini", "ft:gpt-4o-mini:acme::abc123"])
+    expect(page_.locator(".notice.bad")).to_have_text(
+        "Allowed models: 'ft:gpt-4o-mini:acme::abc123' is not in the price list; check its name, or give it a price "
+        "of your own"
+    )
+    page_.check("#allowed-form input[value=listed]")
+    page_.fill("#allowed-form textarea", "gpt-4o-mini")
+    page_.click("text=Save allowed models")
+    expect(page_.locator(".notice.ok")).to_have_text("Models allowed: 1.")
+    expect(page_.locator("#allowed-list .pill")).to_have_text(["gpt-4o-mini"])
     expect(page_.locator("#allowed-form input[value=listed]")).to_be_checked()
+
+    # a price for a known model the app does not allow is refused
+    page_.fill("#override-form input[name=model]", "gpt-4o")
+    page_.fill("#override-form input[name=inputPerMillion]", "1")
+    page_.fill("#override-form input[name=outputPerMillion]", "2")
+    page_.click("#save-price")
+    expect(page_.locator(".notice.bad")).to_have_text(
+        "Prices: 'gpt-4o' is not among the allowed models; allow it, or remove its price"
+    )
 
     # a refused price says why and keeps what was typed
     page_.fill("#override-form input[name=model]", "ft:gpt-4o-mini:acme::abc123")
@@ -181,7 +225,10 @@ def test_an_owner_sets_prices_on_the_app_page(browser: Browser, site: str, width
     expect(page_.locator("#override-form input[name=inputPerMillion]")).to_have_value("0.30")
     page_.fill("#override-form input[name=outputPerMillion]", "1.20")
     page_.click("#save-price")
-    expect(page_.locator(".notice.ok")).to_have_text("Your price for ft:gpt-4o-mini:acme::abc123 is saved.")
+    expect(page_.locator(".notice.ok")).to_have_text(
+        "Your price for ft:gpt-4o-mini:acme::abc123 is saved, and ft:gpt-4o-mini:acme::abc123 is allowed."
+    )
+    expect(page_.locator("#allowed-list .pill")).to_have_text(["gpt-4o-mini", "ft:gpt-4o-mini:acme::abc123"])
     row = page_.locator("#override-table tr", has_text="ft:gpt-4o-mini:acme::abc123")
     expect(row).to_contain_text("$0.30")
     expect(row).to_contain_text("$1.20")
@@ -200,13 +247,13 @@ def test_an_owner_sets_prices_on_the_app_page(browser: Browser, site: str, width
     page_.reload()
     expect(page_.locator("#transactions")).to_contain_text("$1.50")  # $0.30 + $1.20
 
-    # removing the price, then allowing every model again
-    row.locator("text=Remove").click()
-    expect(page_.locator(".notice.ok")).to_have_text("ft:gpt-4o-mini:acme::abc123 is priced from the price list again.")
-    expect(page_.locator("#override-table")).to_have_count(0)
+    # allowing every model again, then removing the price
     page_.check("#allowed-form input[value=all]")
     page_.click("text=Save allowed models")
     expect(page_.locator("#allowed-summary")).to_have_text("Every model. Calls for any model are metered.")
+    row.locator("text=Remove").click()
+    expect(page_.locator(".notice.ok")).to_have_text("ft:gpt-4o-mini:acme::abc123 is priced from the price list again.")
+    expect(page_.locator("#override-table")).to_have_count(0)
     assert record_call(site, key, {"model": "gpt-4o", "inputTokens": 1, "outputTokens": 1}) == 201
 
 

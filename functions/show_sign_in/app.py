@@ -6,7 +6,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from echo_control import config, oidc, pages
+from echo_control import apps, config, oidc, pages
 from echo_control.http import entrypoint
 
 app = pages.page_resolver()
@@ -31,6 +31,7 @@ def show_sign_in(
         next=next_path,
         clerk_sign_in_url=settings.clerk_sign_in_url,
         signed_out=signed_out is not None,
+        joining=apps.joining_app_name(next_path),
         user=None,
     )
 

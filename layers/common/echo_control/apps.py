@@ -1,12 +1,13 @@
 """Echo apps: create, list with usage totals, details, update; each visible only to its owner, except the public
 view (id, name, description, markup) a customer gets, and the customers list its owner gets."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from echo_control import db, keys, ledger, pricing
-from echo_control.errors import NotFound
+from echo_control.errors import NotFound, Unprocessable
 from echo_control.identity import Caller, as_uuid
 from echo_control.models import (
     AppBalanceOut,
@@ -121,6 +122,14 @@ def app_for_user(user_id: UUID, app_id: str | UUID | None) -> dict[str, Any]:
     return row
 
 
+def joining_app_name(path: str) -> str | None:
+    """The app a sign-in leads to when it comes from a join link (`/join/<id>`), if the app is open to customers:
+    the sign-in page names it, so a person following the link knows what they are signing in for."""
+    match = re.fullmatch(r"/join/([^/?#]+)", path)
+    app_id = as_uuid(match.group(1)) if match else None
+    return db.open_app_name(app_id) if app_id else None
+
+
 def used_app(user_id: UUID, app_id: str | UUID | None) -> dict[str, Any]:
     """The app's row if this user owns it or is its customer (404 otherwise)."""
     row = app_for_user(user_id, app_id)
@@ -216,6 +225,29 @@ def set_app_prices(user_id: UUID, app_id: str, body: AppPrices) -> AppPrices:
     return edit_app_prices(user_id, app_id, lambda _: body)
 
 
+def check_prices(body: AppPrices) -> None:
+    """An allowed model must be one the price list knows or one the app prices itself (a fine-tune), and a price of
+    the app's own must be for a model it allows: otherwise the owner's list would silently refuse or never charge."""
+    priced = {pricing.model_key(o.model) for o in body.overrides}
+    if body.allowed_models is None:
+        return
+    allowed = {pricing.model_key(m) for m in body.allowed_models}
+    for model in body.allowed_models:
+        if pricing.model_key(model) not in priced and not pricing.is_priced(model):
+            raise Unprocessable(
+                f"Allowed models: '{model}' is not in the price list; check its name, or give it a price of your own",
+                details={"field": "allowedModels", "model": model, "closeMatches": pricing.close_matches(model)},
+                code="unknown_model",
+            )
+    for override in body.overrides:
+        if pricing.model_key(override.model) not in allowed:
+            raise Unprocessable(
+                f"Prices: '{override.model}' is not among the allowed models; allow it, or remove its price",
+                details={"field": "overrides", "model": override.model},
+                code="price_not_allowed",
+            )
+
+
 def edit_app_prices(user_id: UUID, app_id: str | UUID, edit: Callable[[AppPrices], AppPrices]) -> AppPrices:
     """Changes the app's prices in one transaction holding the app's lock: `edit` gets the prices as they are and
     returns them as they should be (the dashboard's forms change one part and keep the rest)."""
@@ -224,6 +256,7 @@ def edit_app_prices(user_id: UUID, app_id: str | UUID, edit: Callable[[AppPrices
         if parsed is None or db.lock_app_prices(conn, parsed, user_id) is None:
             raise NotFound("Echo app not found")
         body = edit(_prices_out(*db.app_prices(parsed, conn)))
+        check_prices(body)
         allowed = None if body.allowed_models is None else [(m, pricing.model_key(m)) for m in body.allowed_models]
         overrides = [{**o.model_dump(by_alias=False), "model_key": pricing.model_key(o.model)} for o in body.overrides]
         db.replace_app_prices(conn, parsed, allowed, overrides)

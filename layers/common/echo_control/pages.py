@@ -48,29 +48,37 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["usd"] = usd
-    env.filters["cost"] = cost
     env.filters["cents"] = lambda value: usd(Decimal(value) / 100)
     env.filters["thousands"] = lambda value: f"{int(value):,}"
     env.globals["refill"] = lambda form, field, default="": default  # render_page's, after a refused form
     return env
 
 
-def usd(value: Decimal | int | str | None, places: int = 2) -> str:
-    """Money exactly as stored, rounded half-up to `places` (balances and payments: cents)."""
+def usd(value: Decimal | int | str | None, places: int | None = None) -> str:
+    """The dashboard's one money format: $1 and above in dollars and cents ($1,234.50), below $1 to 4 significant
+    digits without trailing zeros past the cents ($0.01325, $0.00036, $0.50), so a card never shows metering noise
+    such as $79.50036. `places` fixes the decimals instead (a chart axis: one precision for all its ticks)."""
     if value is None:
         return "–"
-    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    amount = Decimal(value)
+    if places is None:
+        if amount == 0 or abs(amount) >= 1:
+            places = 2
+        else:
+            # 4 significant digits: the first one sits at 10**adjusted()
+            places = max(2, 3 - abs(amount).adjusted())
+            rounded = amount.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+            text = f"{abs(rounded):f}".rstrip("0")
+            whole, _, fraction = text.partition(".")
+            return f"{'-' if rounded < 0 else ''}${whole}.{fraction.ljust(2, '0')}"
+    amount = amount.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.{places}f}"
 
 
-def cost(value: Decimal | int | str | None) -> str:
-    """A usage cost: up to the 6 places a call is metered in, without trailing zeros past the cents."""
-    if value is None:
-        return "–"
-    text = usd(value, 6)
-    whole, _, fraction = text.partition(".")
-    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
+def axis_places(step: Decimal) -> int:
+    """Decimals an axis whose ticks are `step` apart needs, at least the cents: one precision for the whole axis."""
+    return max(2, -step.normalize().as_tuple().exponent)  # type: ignore[operator]
 
 
 def url(path: str) -> str:
@@ -441,7 +449,12 @@ def day_bars(
             }
         )
     ticks = [
-        {"value": step * i, "y": round(height - float(step * i / top) * height, 2)} for i in range(int(top / step) + 1)
+        {
+            "value": step * i,
+            "label": usd(step * i, axis_places(step)),
+            "y": round(height - float(step * i / top) * height, 2),
+        }
+        for i in range(int(top / step) + 1)
     ]
     busiest = max(bars, key=lambda bar: bar["cost"]) if peak > 0 else None
     return {
@@ -482,6 +495,8 @@ def app_page(resolver: APIGatewayRestResolver, who: Caller, app_id: str) -> Resp
         )
     details = apps.app_details(who.user_id, app_id)
     usage = analytics.app_usage(who.user_id, app_id, None, None)
+    customers = apps.customers(who.user_id, app_id).customers
+    customers_spent = sum((c.spent for c in customers), Decimal(0))
     return render_page(
         resolver,
         "app.html",
@@ -492,7 +507,12 @@ def app_page(resolver: APIGatewayRestResolver, who: Caller, app_id: str) -> Resp
         chart=day_bars(usage.by_day, usage.since, usage.until),
         keys=details.api_keys,
         prices=apps.app_prices(who.user_id, details.id),
-        customers=apps.customers(who.user_id, app_id).customers,
+        customers=customers,
+        # the Cost card splits customers' spend from the owner's own; recent calls say who made them
+        customers_spent=customers_spent,
+        own_spent=(details.totals.cost if details.totals else Decimal(0)) - customers_spent,
+        caller_emails={c.user_id: c.email for c in customers},
+        owner_id=str(who.user_id),
         join_url=f"{base_url(resolver)}/join/{details.id}",
         next_path=f"/apps/{details.id}",
     )
@@ -582,6 +602,13 @@ def edit_prices(who: Caller, app_id: str | uuid.UUID, fields: dict[str, str]) ->
             else:
                 kept.append({"model": model, **{name: fields[name] for name in PRICE_FIELDS if name in fields}})
                 said = f"Your price for {model} is saved."
+                allowed = body["allowedModels"]
+                # a model only this price makes known (a fine-tune) cannot be allowed before it is priced: pricing it
+                # allows it; a known model the app does not allow stays refused (apps.check_prices)
+                unlisted = allowed is not None and key not in {pricing.model_key(m) for m in allowed}
+                if unlisted and not pricing.is_priced(model):
+                    body["allowedModels"] = [*allowed, model]
+                    said = f"Your price for {model} is saved, and {model} is allowed."
             body["overrides"] = kept
         return parse_form(AppPrices, body)
 

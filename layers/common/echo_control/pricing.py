@@ -95,6 +95,11 @@ class AppRules:
         return self.allowed is None or key in self.allowed
 
 
+def is_priced(model: str) -> bool:
+    """Whether the price list knows this model (with or without a provider prefix)."""
+    return price_snapshot.find(*_reference(model, None)) is not None
+
+
 def model_key(model: str) -> str:
     """How an app's allowed models and overrides match a call's model: without case and without a provider
     prefix ("OpenAI/GPT-4o" is "gpt-4o"), the prefixes pricing strips before looking a model up."""

@@ -16,7 +16,7 @@ from echo_control.db.connection import (
     transaction,
 )
 from echo_control.db.credit_codes import credit_codes, insert_credit_code, record_redemption, take_code_use
-from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app
+from echo_control.db.customers import app_for_user, apps_used_by, customers_of_app, join_app, open_app_name
 from echo_control.db.earnings import (
     EARN_MARKUP,
     account_for_stripe_id,
@@ -228,6 +228,7 @@ __all__ = [
     "net_debt",
     "oauth_client",
     "oauth_token",
+    "open_app_name",
     "owner_earnings_by_day",
     "payment_by_id",
     "payment_lot",

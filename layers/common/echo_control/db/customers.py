@@ -22,6 +22,15 @@ def app_for_user(app_id: UUID, user_id: UUID) -> Row | None:
     return connection().execute(_APP_FOR_USER, {"app_id": app_id, "user_id": user_id}).fetchone()
 
 
+_OPEN_APP_NAME = "SELECT name FROM echo_apps WHERE id = %(app_id)s AND accepts_customers AND is_active"
+
+
+def open_app_name(app_id: UUID) -> str | None:
+    """The name of an app anyone may join (what its join link shows before sign-in), or None."""
+    row = connection().execute(_OPEN_APP_NAME, {"app_id": app_id}).fetchone()
+    return row["name"] if row else None
+
+
 # Makes the user a customer if the app (not theirs) accepts customers right now; an existing customer stays one.
 _JOIN_APP = """
 INSERT INTO app_customers (echo_app_id, user_id)
