@@ -15,6 +15,8 @@ SAMPLE_EMAIL = "sample@example.com"
 SAMPLE_ADMIN_EMAIL = "events-admin@example.com"
 SAMPLE_USER = UUID("11111111-1111-4111-8111-111111111111")
 SAMPLE_ADMIN = UUID("11111111-1111-4111-8111-000000000000")
+# The pages only an admin may use: their sample events come signed in as the sample admin.
+ADMIN_PAGES = {"adjust_balance_page", "show_credit_codes", "create_credit_code_page"}
 SAMPLE_APP = UUID("22222222-2222-4222-8222-222222222222")
 SAMPLE_KEY_ID = UUID("33333333-3333-4333-8333-333333333333")
 SPARE_KEY_ID = UUID("33333333-3333-4333-8333-444444444444")  # the one revoke_api_key revokes
@@ -205,6 +207,6 @@ def ready_event(name: str, event: dict[str, Any]) -> dict[str, Any]:
     if COOKIE_PLACEHOLDER in cookie:
         from echo_control import auth
 
-        token, _ = auth.issue_dev_session(SAMPLE_ADMIN_EMAIL if "adjust" in name else SAMPLE_EMAIL)
+        token, _ = auth.issue_dev_session(SAMPLE_ADMIN_EMAIL if name in ADMIN_PAGES else SAMPLE_EMAIL)
         event["headers"]["Cookie"] = cookie.replace(COOKIE_PLACEHOLDER, token)
     return event

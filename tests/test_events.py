@@ -102,6 +102,9 @@ EXPECTED_STATUS = {
     "show_connections": 200,
     "disconnect_app_page": 303,
     "set_redirect_uris_page": 303,
+    "redeem_credit_code_page": 303,
+    "show_credit_codes": 200,
+    "create_credit_code_page": 303,
 }
 # What the webhook functions without a route answer to their samples: the relay has no queue outside the cloud (the
 # local runner delivers), and the sample message names a delivery that no longer exists (done: nothing to retry).

@@ -214,6 +214,7 @@ def test_every_page_and_redirect_carries_the_base_path(
         ("/balance", cookie(admin)),
         ("/balance?payment=success", cookie(customer)),
         ("/balance/statement.csv", cookie(owner)),
+        ("/admin/credit-codes", cookie(admin)),
         ("/earnings", cookie(owner)),
         (f"/earnings?app={app_id}", cookie(owner)),
         ("/models", None),
@@ -256,6 +257,8 @@ def test_every_page_and_redirect_carries_the_base_path(
             cookie(admin),
             f"email={urllib.parse.quote(customer.user['email'])}&operation=increment&amount=1.00&reason=staged",
         ),
+        ("/admin/credit-codes", cookie(admin), "amount=2&maxUses=3"),
+        ("/balance/redeem", cookie(customer), "code=NOPE-NOPE-NOPE"),  # refused: back to the form, which says why
         ("/credits", cookie(customer), "amount=5&next=%2Fbalance"),  # to the (mock) checkout, an absolute URL
         ("/earnings/onboarding", cookie(owner), ""),
         ("/earnings/payouts", cookie(owner), f"amount=1000&idempotencyKey={uuid.uuid4()}"),  # refused: too little

@@ -351,6 +351,9 @@ FIELD_LABELS = {
     "limitPeriod": "Limit period",
     "acceptsCustomers": "Customers",
     "redirectUris": "Redirect URIs",
+    "code": "Code",
+    "maxUses": "Uses",
+    "creditDays": "Days the credits last",
 }
 # Amounts say their range through their type (models.AmountError); these fields need an example.
 _MODEL_EXAMPLE = "a model name such as gpt-4o-mini (letters, digits and . _ : / @ + -)"
@@ -360,6 +363,8 @@ FIELD_EXAMPLES = {
     "model": _MODEL_EXAMPLE,
     "allowedModels": _MODEL_EXAMPLE,
     "redirectUris": "https:// addresses (http:// only on localhost or 127.0.0.1), one per line, without # or *",
+    "maxUses": "a whole number such as 100",
+    "creditDays": "a whole number of days such as 30",
 }
 
 
