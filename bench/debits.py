@@ -38,10 +38,10 @@ SHARED_MARKUP = Decimal("1.25")  # case (c): 0.000042 x 0.25 = 0.0000105, half-u
 SHARED_COST, SHARED_EARNING = "0.000053", "0.000011"
 
 
-def setup(users: int) -> tuple[list[tuple[str, str]], list[str]]:
+def setup(users: int) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """users × (user, app, key) with a large balance, and each user's customer key for one shared app of another
-    owner (markup 1.25); returns ((key, user id) of their own apps, the shared app's keys) and fills bench_keys and
-    bench_shared_keys for pgbench."""
+    owner (markup 1.25); returns ((key, user id) of their own apps, the shared app's keys, keys to another user's app)
+    and fills bench_keys and bench_shared_keys for pgbench."""
     from echo_control import db, keys, ledger
 
     out, shared, crossed = [], [], []

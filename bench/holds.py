@@ -123,7 +123,7 @@ def main() -> None:
 
     url, admin = fresh_database("echo_bench_holds")
     try:
-        holders, _ = setup(args.users)
+        holders, _, _ = setup(args.users)
         all_keys = [k for k, _ in holders]
         print(
             f"hold + settle benchmark: {args.callers} concurrent callers, {args.seconds}s x {args.rounds} rounds; "

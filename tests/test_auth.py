@@ -208,6 +208,8 @@ def test_key_lifecycle_create_use_list_revoke(user, api) -> None:
         "spendable": "0.000000",
         "reason": None,
         "resetsAt": None,
+        "user": {"id": user.user["id"], "email": user.user["email"], "name": user.user.get("name")},
+        "echoApp": {"id": app["id"], "name": app["name"]},
     }
 
     assert user.call("DELETE", f"/api/api-keys/{created['id']}").status == 200

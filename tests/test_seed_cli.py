@@ -94,7 +94,7 @@ def test_cli_auth_makes_a_key_only_for_an_app_one_may_use(api: Api, user: Sessio
         data=f"echoAppId={theirs['id']}&name=sneaky",
         headers={**form, "Cookie": f"echo_session={user.token}"},
     )
-    assert reply.status == 303 and reply.headers["Location"] == "/cli-auth"
+    assert reply.status == 303 and reply.headers["Location"] == "/cli-auth#notice"
     assert user.call("GET", "/api/api-keys").body["apiKeys"] == []
 
 

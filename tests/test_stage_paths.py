@@ -205,8 +205,16 @@ def test_every_page_and_redirect_carries_the_base_path(
             "state": "staged",
         }
     )
+    # Webhooks: an endpoint of the owner's with one delivery (a new customer of the app) to resend
+    hook = owner.call("POST", "/api/webhooks", {"url": "https://hooks.example.com/echo", "events": ["customer.created"]})
+    assert hook.status == 201, hook.body
+    api.sign_in().create_key(app_id)
+    [delivery] = owner.call("GET", f"/api/webhooks/{hook.body['id']}/deliveries").body["deliveries"]
+    hook_id, delivery_id = hook.body["id"], delivery["id"]
     get = [
         ("/", None),
+        ("/webhooks", cookie(owner)),
+        (f"/webhooks/{hook_id}", cookie(owner)),
         ("/", cookie(owner)),
         ("/sign-in?next=%2Fbalance", None),
         ("/dashboard", None),  # not signed in: to the sign-in page, with next
@@ -266,6 +274,10 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/checkout/mock/{world['session_id']}/pay", None, "return=%2Fbalance"),
         (f"/connect/mock/{world['account_id']}/complete", None, "return=%2Fearnings"),
         ("/cli-auth", cookie(owner), f"echoAppId={app_id}&name=CLI+Access"),
+        ("/webhooks", cookie(owner), "url=https%3A%2F%2Fhooks.example.com%2Fother&event%3Apayment.succeeded=on"),
+        ("/webhooks/balance-alert", cookie(owner), "lowBalanceThreshold=5"),
+        (f"/webhooks/{hook_id}/deliveries/{delivery_id}/resend", cookie(owner), ""),
+        (f"/webhooks/{hook_id}/delete", cookie(owner), ""),
     ]
     seen = 0
     for path, who in get:
