@@ -206,7 +206,9 @@ def test_every_page_and_redirect_carries_the_base_path(
         }
     )
     # Webhooks: an endpoint of the owner's with one delivery (a new customer of the app) to resend
-    hook = owner.call("POST", "/api/webhooks", {"url": "https://hooks.example.com/echo", "events": ["customer.created"]})
+    hook = owner.call(
+        "POST", "/api/webhooks", {"url": "https://hooks.example.com/echo", "events": ["customer.created"]}
+    )
     assert hook.status == 201, hook.body
     api.sign_in().create_key(app_id)
     [delivery] = owner.call("GET", f"/api/webhooks/{hook.body['id']}/deliveries").body["deliveries"]
