@@ -1,6 +1,7 @@
 """Shared set-up for benchmarks: a fresh database on DATABASE_URL's server or the embedded one, and pgbench."""
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -62,13 +63,21 @@ def pgbench_env(url: str) -> dict[str, str]:
     return {**os.environ, **{names[k]: str(v) for k, v in parts.items() if k in names and v is not None}}
 
 
+def one_line(sql: str) -> str:
+    """A statement on one line, as pgbench wants it: its `--` comments would swallow the rest of the line."""
+    return " ".join(re.sub(r"--[^\n]*", "", sql).split())
+
+
 def run_pgbench(url: str, script: Path, clients: int, seconds: float, defines: dict[str, str]) -> float:
     # pgbench times whole seconds; a shorter run (the tests' tiny size) is a fixed number of transactions instead.
     length = ["-T", str(round(seconds))] if seconds >= 1 else ["-t", "20"]
     args = [pgbench_binary(), "-n", "-c", str(clients), "-j", "2", *length, "-f", str(script)]
     for key, value in defines.items():
         args += ["-D", f"{key}={value}"]
-    out = subprocess.run(args, env=pgbench_env(url), capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(args, env=pgbench_env(url), capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # say why: pgbench names the statement and the server's error
+        raise RuntimeError(f"pgbench failed ({done.returncode}): {done.stderr[-2000:]}")
+    out = done.stdout
     line = next(line for line in out.splitlines() if line.startswith("tps ="))
     return float(line.split("=")[1].split()[0])
 

@@ -23,6 +23,7 @@ from common import (  # type: ignore[import-not-found]
     api_event,
     drop_database,
     fresh_database,
+    one_line,
     print_case,
     run_pgbench,
     through_authorizer,
@@ -212,7 +213,7 @@ def pgbench_script(hot: bool, shared: bool = False) -> str:
     debit = db.RECORD_DEBIT
     for name, sql in values.items():
         debit = debit.replace(f"%({name})s", sql)
-    flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
+    flatten = one_line
     return pick + flatten(key) + ";\n" + flatten(debit) + ";\n"
 
 

@@ -19,6 +19,7 @@ from common import (  # type: ignore[import-not-found]
     api_event,
     drop_database,
     fresh_database,
+    one_line,
     print_case,
     run_pgbench,
     through_authorizer,
@@ -94,7 +95,7 @@ def pgbench_script(hot: bool) -> str:
     for name, sql in claim_values.items():
         claim = claim.replace(f"%({name})s", sql)
     read_back = "SELECT * FROM holds WHERE id = ':id'::uuid AND user_id = (SELECT user_id FROM bench_keys WHERE n = :n)"
-    flatten = lambda s: " ".join(s.split())  # noqa: E731 - pgbench wants one line per statement
+    flatten = one_line
     return (
         pick
         + f"{flatten(key)};\n"
