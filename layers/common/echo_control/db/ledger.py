@@ -263,9 +263,9 @@ _LOCK_AVAILABLE = "WITH" + LOCK_FUNDS + " SELECT available, seen_all FROM purse"
 # balance after each entry is exact and entries of one user are in id order. UPDATEs, not upserts: INSERT … ON
 # CONFLICT checks the table's CHECKs against the proposed row.
 
-# A credit: its entry, its lot, and the debt paid first (a credit pays what the user owes before it can be spent).
-_CREDIT = """
-WITH prior AS (
+# What the user owed before (prior) and the credit's statement entry with the balance after it (entry), once per
+# idempotency key: the start of every credit statement below.
+_CREDIT_ENTRY = """WITH prior AS (
     SELECT debt FROM balances WHERE user_id = %(user_id)s
 ), entry AS (
     INSERT INTO ledger_entries (user_id, kind, amount, idempotency_key, reference_id, reason, balance_after)
@@ -274,7 +274,12 @@ WITH prior AS (
     FROM balances b WHERE b.user_id = %(user_id)s
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING amount
-), lot AS (
+)"""
+
+# A credit: its entry, its lot, and the debt paid first (a credit pays what the user owes before it can be spent).
+_CREDIT = (
+    _CREDIT_ENTRY
+    + """, lot AS (
     INSERT INTO credit_lots (user_id, source, cash, amount, remaining, expires_at, payment_id)
     SELECT %(user_id)s, %(source)s, %(cash)s, entry.amount, entry.amount - least(prior.debt, entry.amount),
            %(expires_at)s, %(payment_id)s
@@ -286,6 +291,7 @@ UPDATE balances b SET balance = b.balance + entry.amount, debt = b.debt - least(
 FROM entry, prior WHERE b.user_id = %(user_id)s
 RETURNING b.balance, least(prior.debt, entry.amount) AS repaid, (SELECT id FROM lot) AS lot_id
 """
+)
 
 # A debit that takes the user's live lots in the order calls take them (an admin's decrement).
 _DEBIT_LOTS = """
@@ -478,17 +484,9 @@ def net_debt(conn: Conn, user_id: UUID) -> None:
 
 
 # Credits back to one lot (a dispute won): the entry, what the user owes paid first, the rest back into the lot.
-_CREDIT_LOT = """
-WITH prior AS (
-    SELECT debt FROM balances WHERE user_id = %(user_id)s
-), entry AS (
-    INSERT INTO ledger_entries (user_id, kind, amount, idempotency_key, reference_id, reason, balance_after)
-    SELECT %(user_id)s, %(kind)s, %(amount)s, %(idempotency_key)s, %(reference_id)s, %(reason)s,
-           b.balance + %(amount)s
-    FROM balances b WHERE b.user_id = %(user_id)s
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING amount
-), back AS (
+_CREDIT_LOT = (
+    _CREDIT_ENTRY
+    + """, back AS (
     SELECT l.id, least(l.amount - l.remaining, entry.amount - least(prior.debt, entry.amount)) AS into_lot,
            entry.amount - least(prior.debt, entry.amount) AS owed_back
     FROM credit_lots l, entry, prior WHERE l.id = %(lot_id)s
@@ -504,6 +502,7 @@ UPDATE balances b SET balance = b.balance + entry.amount, debt = b.debt - least(
 FROM entry, prior WHERE b.user_id = %(user_id)s
 RETURNING b.balance
 """
+)
 
 
 def credit_lot(
