@@ -16,6 +16,7 @@ app = make_resolver()
     security=SESSION,
     tags=["Balance"],
     responses={
+        200: {"description": "The settings as stored", "content": {"application/json": {"model": AutoTopUpOut}}},
         409: {"description": "card_required: turning it on needs a saved card (POST /api/stripe/setup-link)"},
         422: {"description": "A number out of bounds, monthlyLimit below amount, or one missing to turn it on"},
     },
