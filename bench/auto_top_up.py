@@ -4,7 +4,8 @@ without auto top-up, (b) users with it on and above their threshold (the trigger
 called), and (c) users below their threshold with a charge in flight (every debit calls the trigger, which locks the
 settings row, computes what can be spent and finds the charge in flight). Ratios to (a) on each side say what auto
 top-up adds to the statement; the protocol messages one call sends (libpq's trace of the container's connection) say
-whether it adds a round trip.
+whether it adds a round trip; EXPLAIN ANALYZE of the statement, run one at a time, says what the trigger itself
+takes on the server.
 
     python bench/auto_top_up.py [--seconds 6] [--rounds 3] [--users 100] [--callers 8] [--processes 4]
 
@@ -109,6 +110,43 @@ def protocol_messages(gateway, key: str) -> collections.Counter[str]:  # type: i
     return collections.Counter(parts[2].split(" ")[0] for parts in lines if len(parts) > 2 and parts[0] == "F")
 
 
+def statement_times(table: str, runs: int) -> tuple[list[float], list[float]]:
+    """The debit statement's own time on the server, as EXPLAIN ANALYZE reports it (ms, for `runs` debits of the
+    group's users), and the auto top-up trigger's part of each (0 when it is not called)."""
+    from echo_control import db
+
+    conn = db.connection()
+    users = conn.execute(f"SELECT user_id, app_id, key_id FROM {table} ORDER BY n").fetchall()
+    total, trigger = [], []
+    for i in range(runs):
+        user = users[i % len(users)]
+        params = {
+            "user_id": user["user_id"],
+            "echo_app_id": user["app_id"],
+            "api_key_id": user["key_id"],
+            "model": "gpt-4o-mini",
+            "provider": None,
+            "input_tokens": 120,
+            "output_tokens": 40,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+            "reasoning_tokens": 0,
+            "total_tokens": 160,
+            "cost": Decimal("0.000042"),
+            "markup_amount": Decimal(0),
+            "status": "success",
+            "metadata": None,
+            "require_funds": False,
+            "clearing_days": 7,
+        }
+        row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + db.RECORD_DEBIT, params).fetchone()
+        assert row is not None
+        [plan] = row["QUERY PLAN"]
+        total.append(plan["Execution Time"])
+        trigger.append(sum(t["Time"] for t in plan.get("Triggers", []) if t["Trigger Name"] == "balances_auto_top_up"))
+    return total, trigger
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6)
@@ -133,6 +171,17 @@ def main() -> None:
         print(f"protocol messages of one call: (a) {dict(plain)}; (c) {dict(below)}; same: {plain == below}")
         in_flight = db.connection().execute("SELECT count(*) AS n FROM auto_top_up_charges").fetchone()
         print(f"charges in flight in (c): {in_flight['n'] if in_flight else 0} (one per user)")
+        runs = max(args.users, 20) // 2
+        times: dict[str, tuple[list[float], list[float]]] = {group: ([], []) for group in GROUPS}
+        for _ in range(4):  # the groups interleaved, so load drifts reach all alike
+            for group in GROUPS:
+                total, trigger = statement_times(f"bench_keys_{group}", runs)
+                times[group][0].extend(total)
+                times[group][1].extend(trigger)
+        for group, label in GROUPS.items():
+            total_ms, trigger_ms = median(times[group][0]), median(times[group][1])
+            said = f"the debit statement {total_ms:.3f} ms on the server, its trigger {trigger_ms:.3f} ms"
+            print(f"{label}: {said} (medians of {len(times[group][0])}, EXPLAIN ANALYZE)")
         db.discard_connection()
 
         print(f"debits with auto top-up: {args.callers} callers, {args.seconds}s x {args.rounds} rounds, medians")
@@ -155,10 +204,8 @@ def main() -> None:
                 ours, bench = median(rates[group][0]), median(rates[group][1])
                 results[group] = (ours, bench)
                 print(f"{label:<28}{ours:>15.0f}{bench:>15.0f}{ours / bench:>8.2f}{os.getloadavg()[0]:>7.1f}")
-                print(
-                    f"{'':<28}{' '.join(f'{x:.0f}' for x in rates[group][0]):>15}"
-                    f"{' '.join(f'{x:.0f}' for x in rates[group][1]):>15}"
-                )
+                rounds = f"ours {' '.join(f'{x:.0f}' for x in rates[group][0])}"
+                print(f"{'':<4}rounds: {rounds}; pgbench {' '.join(f'{x:.0f}' for x in rates[group][1])}")
         for group in ("above", "below"):
             ours, bench = results[group]
             print(
