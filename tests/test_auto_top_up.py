@@ -548,6 +548,18 @@ def test_with_stripe_a_setup_session_saves_the_card_and_a_call_charges_it_off_se
     assert payment["status"] == "completed" and payment["stripePaymentId"] in stripe.payment_intents
 
 
+def test_concurrent_first_setup_links_make_one_stripe_customer(user: Session, stripe: FakeStripe) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        links = list(pool.map(lambda _: user.call("POST", "/api/stripe/setup-link"), range(4)))
+    assert [link.status for link in links] == [201] * 4
+    assert len(stripe.customers) == 1  # Stripe answered every first click with the first's customer
+    stored = db.connection().execute(
+        "SELECT stripe_customer_id FROM billing_customers WHERE user_id = %s", [user.user["id"]]
+    )
+    assert [row["stripe_customer_id"] for row in stored.fetchall()] == list(stripe.customers)
+    assert {s["form"]["customer"] for s in stripe.posts("/v1/checkout/sessions")} == set(stripe.customers)
+
+
 def created_id(stripe: FakeStripe) -> str:
     [customer] = stripe.customers
     return customer

@@ -75,9 +75,8 @@ def setup_link(user_id: UUID, email: str, *, base_url: str, return_path: str = "
     credentials = config.stripe_credentials()  # a misconfigured deployment refuses before making anything
     customer = db.billing_customer(user_id)
     if credentials.secret_key is None:  # only ever locally: the mock setup page
-        customer_id = customer["stripe_customer_id"] if customer else None
-        if customer_id is None:
-            customer_id = db.keep_billing_customer(user_id, MOCK_CUSTOMER_PREFIX + secrets.token_hex(12))
+        made_up = MOCK_CUSTOMER_PREFIX + secrets.token_hex(12)
+        customer_id = customer["stripe_customer_id"] if customer else db.keep_billing_customer(user_id, made_up)
         session_id = MOCK_SETUP_PREFIX + secrets.token_urlsafe(24)
         url = f"{base_url}/setup/mock/{session_id}?" + urlencode({"return": return_path})
     else:
