@@ -137,6 +137,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/debits.py
 	$(BIN)/python bench/holds.py
 	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/auto_top_up.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .data test-output

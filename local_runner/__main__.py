@@ -59,7 +59,7 @@ def main() -> None:
     from werkzeug.serving import make_server
 
     from local_runner import database, lambdas, samples
-    from local_runner.server import LocalApiGateway
+    from local_runner.server import LocalApiGateway, bound_url
 
     port = listening_port()
     if problem := lambdas.configuration_problem():
@@ -69,13 +69,15 @@ def main() -> None:
         database.ensure_database()
         database.load_demo_data()
         samples.load_sample_rows()  # the rows events/*.json name: make invoke and sam local invoke work on them
-        from echo_control import webhook_delivery
+        from echo_control import auto_top_up, webhook_delivery
 
         webhook_delivery.start_local()  # developers' webhooks, sent from the outbox as the cloud's queue would
         host = os.environ.get("HOST") or DEFAULT_HOST
         logging.getLogger("werkzeug").setLevel(logging.INFO)
         # Bound before saying where: a port in use ends the start with werkzeug's message, not after our line.
         server = make_server(host, port, LocalApiGateway(), threaded=True)
+        # auto top-up charges, sent as soon as a call requests one; the mock's are confirmed to this runner's webhook
+        auto_top_up.start_local(bound_url(host, server.server_port) + "/api/stripe/webhook")
         where = "DATABASE_URL" if database.embedded_server is None else "embedded PostgreSQL"
         shown = "localhost" if host in (DEFAULT_HOST, "localhost") else host
         print(f"Echo Control on http://{shown}:{port}  (database: {where}; sign in as demo@example.com)", flush=True)

@@ -39,12 +39,16 @@ SAMPLE_DELIVERY = UUID("77777777-7777-4777-8777-777777777777")
 SAMPLE_REDIRECT_URI = "http://localhost:8765/callback"
 SAMPLE_CODE_CHALLENGE = "xhMK2jXDglip-o5whMgyK9Fi1Ek0h6UKiaY8HfJZEe0"  # S256 of the verifier in the token event
 CODE_PLACEHOLDER = "MINTED-BY-THE-TESTS"
+# Automatic top-up: the sample user's (mock) Stripe Customer with a saved test card, and a mock card setup session.
+SAMPLE_STRIPE_CUSTOMER = "cus_mock_SampleCustomerForTheEvents"
+SAMPLE_CARD = "pm_mock_succeeds_SampleCardForTheEvents"
+SAMPLE_CARD_SETUP = "cs_mock_setup_SampleSessionForTheEvents"
 
 
 def load_sample_rows() -> None:
     """The user, admin, app and keys the sample events name, with some credit and a pending payment; a customer of
     the app whose one call earned the sample user 12 USD, and the sample user's onboarded (mock) connected account,
-    so that a sample payout is paid (idempotent)."""
+    so that a sample payout is paid; a saved (mock) card and a card setup session for auto top-up (idempotent)."""
     from echo_control import db, keys, ledger
 
     with db.transaction() as conn:
@@ -95,6 +99,16 @@ def load_sample_rows() -> None:
             )
         _load_sample_customer(conn)
         _load_sample_webhooks(conn)
+        conn.execute(
+            "INSERT INTO billing_customers (user_id, stripe_customer_id, payment_method_id, card_brand, card_last4, "
+            "card_exp_month, card_exp_year, card_saved_at) VALUES (%s, %s, %s, 'visa', '4242', 12, 2034, now()) "
+            "ON CONFLICT DO NOTHING",
+            [SAMPLE_USER, SAMPLE_STRIPE_CUSTOMER, SAMPLE_CARD],
+        )
+        conn.execute(
+            "INSERT INTO card_setups (session_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [SAMPLE_CARD_SETUP, SAMPLE_USER],
+        )
 
 
 def _load_sample_webhooks(conn: Any) -> None:

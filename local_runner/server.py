@@ -54,7 +54,11 @@ def host_name(host: str) -> str | None:
 
 def own_url(request: Request) -> str:
     """The address this runner is bound to, as this machine reaches it: where the mocks send their webhooks."""
-    bound, port = str(request.environ.get("SERVER_NAME", "")), str(request.environ.get("SERVER_PORT", "80"))
+    return bound_url(str(request.environ.get("SERVER_NAME", "")), str(request.environ.get("SERVER_PORT", "80")))
+
+
+def bound_url(bound: str, port: str | int) -> str:
+    """http://<address>:<port> of a runner bound there (a wildcard address reached on loopback)."""
     server = _WILDCARDS.get(bound, bound)
     if ":" in server and not server.startswith("["):
         server = f"[{server}]"

@@ -191,3 +191,33 @@ WHERE (NOT l.cash AND c.earned <> 0) OR c.earned > t.markup_amount * c.amount / 
 def cash_unbacked_earnings() -> list[dict[str, Any]]:
     """What calls took from lots that earned more than cash paid for (should be none)."""
     return db.connection().execute(CASH_UNBACKED_EARNINGS).fetchall()
+
+
+# Automatic top-up: the threshold beside the balance is the settings' while on (else NULL); never two charges in
+# flight for a user; a charge that succeeded was credited exactly its amount, once, by its own payment (one of its
+# user's, of its amount), and any other none; every sequence below the next one to be given.
+AUTO_TOP_UP_MISMATCHES = """
+SELECT 'threshold' AS problem, b.user_id, NULL::uuid AS charge_id
+FROM balances b LEFT JOIN auto_top_ups a USING (user_id)
+WHERE b.top_up_below IS DISTINCT FROM CASE WHEN a.enabled THEN a.threshold END
+UNION ALL
+SELECT 'two in flight', user_id, NULL FROM auto_top_up_charges
+WHERE status IN ('requested', 'processing') GROUP BY user_id HAVING count(*) > 1
+UNION ALL
+SELECT 'credit', c.user_id, c.id FROM auto_top_up_charges c
+LEFT JOIN (SELECT reference_id, sum(amount) AS credited, count(*) AS entries FROM ledger_entries
+           WHERE kind = 'payment_credit' GROUP BY reference_id) e ON e.reference_id = c.payment_id
+WHERE (c.status = 'succeeded' AND (e.entries IS DISTINCT FROM 1 OR e.credited <> c.amount))
+   OR (c.status <> 'succeeded' AND e.entries IS NOT NULL)
+UNION ALL
+SELECT 'payment', c.user_id, c.id FROM auto_top_up_charges c JOIN payments p ON p.id = c.payment_id
+WHERE p.user_id <> c.user_id OR p.amount <> (c.amount * 100)::integer
+UNION ALL
+SELECT 'sequence', c.user_id, c.id FROM auto_top_up_charges c JOIN auto_top_ups a USING (user_id)
+WHERE c.sequence >= a.next_sequence
+"""
+
+
+def auto_top_up_mismatches() -> list[dict[str, Any]]:
+    """Auto top-up's settings and charges that break its rules (should be none)."""
+    return db.connection().execute(AUTO_TOP_UP_MISMATCHES).fetchall()

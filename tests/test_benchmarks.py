@@ -15,6 +15,7 @@ TINY = {
     "debits": ["--seconds", "0.3", "--rounds", "1", "--users", "4", "--callers", "2", "--processes", "1"],
     "holds": ["--seconds", "0.3", "--rounds", "1", "--users", "4", "--callers", "2", "--processes", "1"],
     "analytics": ["--rows", "3000", "--requests", "3"],
+    "auto_top_up": ["--seconds", "0.3", "--rounds", "1", "--users", "4", "--callers", "2", "--processes", "1"],
 }
 
 
@@ -52,6 +53,14 @@ def test_holds_benchmark_runs_every_case_and_reconciles(tiny_runs: dict[str, str
     out = tiny_runs["holds"]
     assert "(a) many users" in out and "(b) one hot user" in out, out
     assert "after the run: 0 balances off, 0 held sums off" in out, out
+
+
+def test_auto_top_up_benchmark_runs_every_case_and_keeps_the_rules(tiny_runs: dict[str, str]) -> None:
+    out = tiny_runs["auto_top_up"]
+    for case in ("(a) no auto top-up", "(b) on, above threshold", "(c) below, one in flight"):
+        assert case in out, out
+    assert "same: True" in out, out  # a call that finds a charge in flight sends what any other call sends
+    assert "4 charges (still one per (c) user); 0 users' balances off; 0 auto top-up rules broken" in out, out
 
 
 def test_analytics_benchmark_loads_and_times_every_endpoint(tiny_runs: dict[str, str]) -> None:

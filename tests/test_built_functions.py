@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from local_runner import emulator, samples, template
-from tests.test_events import EVENTS, EXPECTED_STATUS, HOUSEKEEPING_COUNTS, NON_HTTP_RESULTS
+from tests.test_events import AUTO_TOP_UP_COUNTS, EVENTS, EXPECTED_STATUS, HOUSEKEEPING_COUNTS, NON_HTTP_RESULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,8 @@ def test_built_function_answers_its_sample_event(
         assert response == {"applied": []}
     elif event_file.stem == "run_housekeeping":
         assert response.keys() >= HOUSEKEEPING_COUNTS and response["complete"] in (True, False), response
+    elif event_file.stem == "charge_auto_top_ups":
+        assert response.keys() == AUTO_TOP_UP_COUNTS and all(isinstance(n, int) for n in response.values()), response
     elif event_file.stem in NON_HTTP_RESULTS:
         assert response == NON_HTTP_RESULTS[event_file.stem], result.log
     else:

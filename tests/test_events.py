@@ -105,12 +105,21 @@ EXPECTED_STATUS = {
     "redeem_credit_code_page": 303,
     "show_credit_codes": 200,
     "create_credit_code_page": 303,
+    "create_setup_link": 201,
+    "get_auto_top_up": 200,
+    "put_auto_top_up": 200,
+    "show_mock_setup": 200,
+    "complete_mock_setup": 303,
+    "start_card_setup_page": 303,
+    "set_auto_top_up_page": 303,
 }
 # What the webhook functions without a route answer to their samples: the relay has no queue outside the cloud (the
 # local runner delivers), and the sample message names a delivery that no longer exists (done: nothing to retry).
 NON_HTTP_RESULTS = {"relay_webhooks": {"queued": 0}, "deliver_webhooks": {"batchItemFailures": []}}
 # What the scheduled housekeeping function answers: a count per sweep (how many it settled), beside batchLimit.
 HOUSEKEEPING_COUNTS = {"idempotencyKeysPurged", "paymentsExpired", "pageFlashesPurged", "rateLimitWindowsPurged"}
+# What the scheduled auto top-up worker answers: how many charges it sent, failed, left for later, and how many wait.
+AUTO_TOP_UP_COUNTS = {"sent", "failed", "later", "waiting"}
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +156,8 @@ def test_sample_event_through_its_handler(
         assert result == {"applied": []}
     elif name == "run_housekeeping":
         assert result.keys() >= HOUSEKEEPING_COUNTS and result["batchLimit"] == 5000, result
+    elif name == "charge_auto_top_ups":
+        assert result.keys() == AUTO_TOP_UP_COUNTS and all(isinstance(n, int) for n in result.values()), result
     elif name in NON_HTTP_RESULTS:
         assert result == NON_HTTP_RESULTS[name]
     else:

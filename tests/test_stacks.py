@@ -349,6 +349,7 @@ def test_alarms_notify_the_topic_and_cover_what_the_issue_names(doc: dict[str, A
         ("AWS/Lambda", "Throttles"),
         ("EchoControl", "ConfigurationError"),
         ("EchoControl", "HousekeepingSweepFailed"),
+        ("EchoControl", "AutoTopUpsWaiting"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     }
     # the metrics our code publishes, under the names and dimension Powertools gives them

@@ -153,6 +153,7 @@ def world(api: Api, admin: Session) -> dict[str, Any]:
     joinable = stranger.create_app("Joinable", acceptsCustomers=True)
     checkout = customer.call("POST", "/api/stripe/payment-link", {"amount": "5.00"}, headers={"Host": "localhost"})
     onboarding = owner.call("POST", "/api/payouts/account", headers={"Host": "localhost"})
+    card_setup = customer.call("POST", "/api/stripe/setup-link", headers={"Host": "localhost"})
     return {
         "owner": owner,
         "customer": customer,
@@ -162,6 +163,7 @@ def world(api: Api, admin: Session) -> dict[str, Any]:
         "joinable": joinable,
         "session_id": urllib.parse.urlsplit(checkout.body["url"]).path.rsplit("/", 1)[-1],
         "account_id": urllib.parse.urlsplit(onboarding.body["url"]).path.rsplit("/", 1)[-1],
+        "setup_id": card_setup.body["sessionId"],
     }
 
 
@@ -182,13 +184,14 @@ def page_routes(method: str) -> set[str]:
 def test_every_page_and_redirect_carries_the_base_path(
     deployment: Deployment, world: dict[str, Any], api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from echo_control import origins, payments, payouts
+    from echo_control import auto_top_up, origins, payments, payouts
 
     # The mocks' webhooks go to the local runner's own address, which these direct invocations do not have; what
     # they credit is tested elsewhere.
     monkeypatch.setattr(origins, "own_webhook_url", lambda event: "http://127.0.0.1:9/api/stripe/webhook")
     monkeypatch.setattr(payments, "mock_pay", lambda *args: None)
     monkeypatch.setattr(payouts, "mock_complete_onboarding", lambda *args: 200)
+    monkeypatch.setattr(auto_top_up, "mock_complete_setup", lambda *args: 200)
     owner, customer, admin = world["owner"], world["customer"], world["admin"]
     app_id, key_id, joinable = world["app"]["id"], world["key"]["id"], world["joinable"]["id"]
     revocable = owner.create_key(app_id)["id"]
@@ -240,6 +243,8 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{app_id}", cookie(customer)),
         (f"/checkout/mock/{world['session_id']}?return=%2Fbalance", cookie(customer)),
         (f"/connect/mock/{world['account_id']}?return=%2Fearnings", cookie(owner)),
+        (f"/setup/mock/{world['setup_id']}?return=%2Fbalance", cookie(customer)),
+        ("/balance?card=saved", cookie(customer)),
         ("/cli-auth", cookie(owner)),
         ("/cli-auth", None),  # not signed in: to the sign-in page, with next
     ]
@@ -275,6 +280,10 @@ def test_every_page_and_redirect_carries_the_base_path(
         (f"/join/{joinable}", cookie(customer), ""),
         (f"/checkout/mock/{world['session_id']}/pay", None, "return=%2Fbalance"),
         (f"/connect/mock/{world['account_id']}/complete", None, "return=%2Fearnings"),
+        (f"/setup/mock/{world['setup_id']}/complete", None, "card=succeeds&return=%2Fbalance"),
+        ("/balance/card", cookie(customer), ""),  # to the (mock) card setup, an absolute URL
+        ("/balance/auto-top-up", cookie(customer), "threshold=5&amount=20&monthlyLimit=100"),  # off: stored
+        ("/balance/auto-top-up", cookie(customer), "enabled=on&threshold=5&amount=20&monthlyLimit=100"),  # no card
         ("/cli-auth", cookie(owner), f"echoAppId={app_id}&name=CLI+Access"),
         ("/webhooks", cookie(owner), "url=https%3A%2F%2Fhooks.example.com%2Fother&event%3Apayment.succeeded=on"),
         ("/webhooks/balance-alert", cookie(owner), "lowBalanceThreshold=5"),
@@ -301,6 +310,8 @@ def test_every_page_and_redirect_carries_the_base_path(
     # same base URL, see below) and the join link.
     to_checkout = location(invoke(deployment, "POST", "/credits", cookie=cookie(customer), body="amount=5"))
     assert to_checkout.startswith(f"https://{deployment.host}{deployment.base}/checkout/mock/"), to_checkout
+    to_setup = location(invoke(deployment, "POST", "/balance/card", cookie=cookie(customer), body=""))
+    assert to_setup.startswith(f"https://{deployment.host}{deployment.base}/setup/mock/"), to_setup
     app_page = invoke(deployment, "GET", f"/apps/{app_id}", cookie=cookie(owner))["body"]
     assert f"https://{deployment.host}{deployment.base}/join/{app_id}" in app_page
     assert seen > 100  # the pages really were full of links

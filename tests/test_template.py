@@ -23,6 +23,7 @@ WEBHOOK_KEY = "WebhookKeySecret"
 NO_SECRET = {"GetOpenapiDocumentFunction", "ListModelsFunction", "ShowApiDocsFunction"}
 NO_SECRET |= {"ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
 NO_SECRET |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
+NO_SECRET |= {"ShowMockSetupFunction", "CompleteMockSetupFunction"}
 PAYMENT_FUNCTIONS = {"CreatePaymentLinkFunction", "BuyCreditsFunction", "StripeWebhookFunction"}
 # Payouts make Stripe Connect accounts and transfers (the API and the earnings page's forms).
 PAYMENT_FUNCTIONS |= {
@@ -31,11 +32,14 @@ PAYMENT_FUNCTIONS |= {
     "StartOnboardingPageFunction",
     "CreatePayoutPageFunction",
 }
+# Automatic top-up saves cards (API and the balance page's form) and charges them (the scheduled worker).
+PAYMENT_FUNCTIONS |= {"CreateSetupLinkFunction", "StartCardSetupPageFunction", "ChargeAutoTopUpsFunction"}
 # Custom resources' functions, in the cloud only: the Cognito client's settings (Cognito's API, no secret).
 CLOUD_ONLY = {"ConfigureSignInFunction"}
 # What exists only for local development: dev sign-in (API and form), the mock checkout and the mock onboarding.
 DEVELOPMENT_ONLY = {"CreateDevSessionFunction", "SignInFunction", "ShowMockCheckoutFunction", "PayMockCheckoutFunction"}
 DEVELOPMENT_ONLY |= {"ShowMockOnboardingFunction", "CompleteMockOnboardingFunction"}
+DEVELOPMENT_ONLY |= {"ShowMockSetupFunction", "CompleteMockSetupFunction"}
 
 
 # Webhooks to developers: what seals an endpoint's signing secret (adding one) or opens it (sending) reads the key.

@@ -1,11 +1,11 @@
-"""GET /balance — balance, payment history, spend history; for admins, a form to adjust balances."""
+"""GET /balance — balance, payment history, spend history, automatic top-up; for admins, a form to adjust balances."""
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from echo_control import ledger, pages, payments
+from echo_control import auto_top_up, config, ledger, pages, payments
 from echo_control.http import entrypoint
 
 app = pages.page_resolver()
@@ -24,12 +24,19 @@ NOTICES = {
     "cancelled": ("Checkout was cancelled; nothing was charged.", ""),
     "adjusted": ("The balance was adjusted.", "ok"),
 }
+CARD_NOTICES = {
+    "saved": ("Your card is saved; it shows below as soon as Stripe confirms it.", "ok"),
+    "cancelled": ("Saving a card was cancelled; nothing changed.", ""),
+}
 
 
 @app.get("/balance", include_in_schema=False)
-def show_balance(payment: Annotated[str | None, Query(max_length=20)] = None) -> Response[str]:
+def show_balance(
+    payment: Annotated[str | None, Query(max_length=20)] = None,
+    card: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response[str]:
     who = pages.signed_in(app)
-    notice, kind = NOTICES.get(payment or "", (None, None))
+    notice, kind = NOTICES.get(payment or "", CARD_NOTICES.get(card or "", (None, None)))
     return pages.render_page(
         app,
         "balance.html",
@@ -41,6 +48,8 @@ def show_balance(payment: Annotated[str | None, Query(max_length=20)] = None) ->
         adjustments=ledger.list_adjustments(who.user_id),
         statement=ledger.statement(who.user_id, limit=20),
         entry_kinds=ENTRY_KINDS,
+        top_up=auto_top_up.settings(who.user_id),
+        max_payment=config.settings().max_payment_usd,
         notice=notice,
         notice_kind=kind,
     )

@@ -62,9 +62,20 @@ def map_case(context: Any, case: Any) -> Any:
             body["amount"] = "10.00"
         if path == "/api/webhooks":
             body["url"] = "https://hooks.example.com/echo"  # a host that is not private (checked when resolved)
+        if path == "/api/balance/auto-top-up":
+            # all three numbers are needed while nothing is stored, and a monthly limit holds at least one charge
+            body.setdefault("threshold", "5.00")
+            body.setdefault("amount", "20.00")
+            body.setdefault("monthlyLimit", "100.00")
+            if _number(body["monthlyLimit"]) < _number(body["amount"]):
+                body["monthlyLimit"] = body["amount"]
         if path == "/api/balance" and Decimal(str(body.get("amount", 0))) == 0:
             body["amount"] = "1.00"  # a zero adjustment is refused (amounts are decimal strings or numbers)
     return case
+
+
+def _number(value: Any) -> Decimal:
+    return Decimal(str(value)) if isinstance(value, str | int | float) else Decimal(0)
 
 
 def _distinct(items: list[Any], name_of: Any) -> list[Any]:

@@ -22,6 +22,7 @@ CUSTOMER_CREATED: Final = "customer.created"
 PAYOUT_PAID: Final = "payout.paid"
 PAYOUT_FAILED: Final = "payout.failed"
 DISPUTE_CREATED: Final = "dispute.created"
+AUTO_TOP_UP_FAILED: Final = "auto_top_up.failed"
 TYPES: Final = (
     PAYMENT_SUCCEEDED,
     PAYMENT_REFUNDED,
@@ -31,6 +32,7 @@ TYPES: Final = (
     PAYOUT_PAID,
     PAYOUT_FAILED,
     DISPUTE_CREATED,
+    AUTO_TOP_UP_FAILED,
 )
 
 

@@ -50,6 +50,7 @@ def _environment() -> Environment:
     env.filters["usd"] = usd
     env.filters["cents"] = lambda value: usd(Decimal(value) / 100)
     env.filters["thousands"] = lambda value: f"{int(value):,}"
+    env.filters["plain"] = lambda value: format(Decimal(value).normalize(), "f")  # a form field's amount: 20, 2.5
     env.globals["refill"] = lambda form, field, default="": default  # render_page's, after a refused form
     return env
 
@@ -354,6 +355,9 @@ FIELD_LABELS = {
     "code": "Code",
     "maxUses": "Uses",
     "creditDays": "Days the credits last",
+    "threshold": "Threshold",
+    "monthlyLimit": "Monthly limit",
+    "enabled": "Top up automatically",
 }
 # Amounts say their range through their type (models.AmountError); these fields need an example.
 _MODEL_EXAMPLE = "a model name such as gpt-4o-mini (letters, digits and . _ : / @ + -)"

@@ -187,31 +187,39 @@ def _event_object(payload: str) -> dict[str, Any]:
 
 def handle_webhook(payload: str, signature: str | None) -> bool:
     """Verifies and applies one delivery; True when it changed something, False for repeats and others."""
-    from echo_control import payouts  # payouts builds on this module
+    from echo_control import auto_top_up, payouts  # both build on this module
 
     event = verify_event(payload, signature)
     event_type = str(event.get("type", ""))
     event_id = event.get("id")
-    if event_type not in HANDLED_EVENTS | payouts.EVENTS:
+    if event_type not in HANDLED_EVENTS | payouts.EVENTS | auto_top_up.EVENTS:
         return False
     if not isinstance(event_id, str) or not event_id:
         raise BadRequest("The event has no id", code="invalid_payload")
     # A signed event is Stripe's, but its fields are still read defensively: an odd shape is ignored, never a 500.
     obj = mapping(mapping(event.get("data")).get("object"))
+    saves_card = auto_top_up.is_card_event(event_type, obj)
+    card = auto_top_up.card_of_event(event_type, obj) if saves_card else None  # asked of Stripe before locking
     with db.transaction() as conn:
         if not db.record_stripe_event(conn, event_id, event_type):
             return False  # delivered before: already applied
         if event_type in payouts.EVENTS:
             return payouts.apply_event(conn, event_type, obj, account=event.get("account"))
+        if saves_card:
+            return auto_top_up.save_card(conn, event_type, obj, card)
         payment = _find_payment(conn, obj)
         if payment is None:
             logger.warning("webhook for an unknown payment", extra={"event_id": event_id, "type": event_type})
             return False
+        if (applied := auto_top_up.apply_payment_event(conn, event_type, payment, obj, event_id)) is not None:
+            return applied  # an automatic top-up's charge: confirmed, or failed
+        if event_type == auto_top_up.CHARGE_SUCCEEDED:
+            return False  # a checkout's payment intent: its session's completion credits it
         if event_type in CREDIT_EVENTS:
             if event_type == "checkout.session.completed" and obj.get("payment_status") != "paid":
                 _await_delayed_payment(conn, payment, obj.get("payment_intent"))
                 return False  # delayed methods: wait for async_payment_succeeded
-            _complete(conn, payment, obj.get("payment_intent"), _collected(payment, obj, event_id))
+            complete(conn, payment, obj.get("payment_intent"), collected(payment, obj, event_id))
         elif event_type in FAILURE_EVENTS or event_type in EXPIRY_EVENTS:
             if payment["status"] == "pending":
                 db.update_payment(
@@ -232,12 +240,16 @@ def handle_webhook(payload: str, signature: str | None) -> bool:
 
 def _dispute(conn: db.Conn, payment: dict[str, Any], disputed: int, event_id: str) -> bool:
     """A dispute acts as a refund of the disputed amount: the payment's unspent credits go, the earnings its spent
-    ones paid are reversed, and the part already spent becomes the buyer's debt."""
+    ones paid are reversed, and the part already spent becomes the buyer's debt. Auto top-up stops charging the
+    buyer's card."""
+    from echo_control import auto_top_up
+
     if payment["status"] not in ("completed", "refunded") or payment["amount_disputed"]:
         logger.warning("dispute of a payment not credited, or disputed before", extra={"event_id": event_id})
         return False
     refundable = payment["amount"] - payment["amount_refunded"]
     amount = min(disputed, refundable) if disputed else refundable
+    db.pause_auto_top_up(conn)  # money taken back never charges the card again
     unspent, debt = ledger.take_back(
         conn,
         payment,
@@ -249,6 +261,7 @@ def _dispute(conn: db.Conn, payment: dict[str, Any], disputed: int, event_id: st
     db.record_dispute(
         conn, payment["id"], status="disputed", before=payment["status"], cents=amount, unspent=unspent, debt=debt
     )
+    auto_top_up.stop_after_dispute(conn, payment["user_id"])
     events.emit(
         conn,
         payment["user_id"],
@@ -291,7 +304,7 @@ def cents(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _collected(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -> int:
+def collected(payment: dict[str, Any], obj: dict[str, Any], event_id: str) -> int:
     """What to credit, in cents: what Stripe collected (`amount_total`), never more than the payment asked for.
     A different total (a discount, a currency we did not ask for) is logged and counted."""
     asked = payment["amount"]
@@ -337,7 +350,7 @@ def _await_delayed_payment(conn: db.Conn, payment: dict[str, Any], payment_inten
         )
 
 
-def _complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, collected: int) -> None:
+def complete(conn: db.Conn, payment: dict[str, Any], payment_intent: Any, collected: int) -> None:
     """Credits what was collected once (its ledger key is the payment id), then any refund that arrived first."""
     amount = Decimal(collected) / CENTS
     credited = amount > 0 and ledger.credit(
@@ -402,6 +415,7 @@ def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: 
     """Takes back what is left of the payment's credits, up to what is newly refunded, held ones included (the
     holds lose it); spent credits stay spent, and the balance never goes below zero."""
     wanted = Decimal(total - previous) / CENTS
+    db.pause_auto_top_up(conn)  # money taken back never charges the card again
     taken, _ = ledger.take_back(
         conn, payment, wanted, kind="refund", key=f"refund:{payment['id']}:{total}", spent_becomes_debt=False
     )
@@ -415,11 +429,17 @@ def _debit_refund(conn: db.Conn, payment: dict[str, Any], previous: int, total: 
 # --- the local mock checkout -------------------------------------------------------------------------
 
 
+def is_mock(identifier: str, prefix: str) -> bool:
+    """Whether a local mock's page may act for `identifier` (a mock's own, by its prefix): only locally, never in the
+    cloud whatever the secrets say, and only without a Stripe key."""
+    if config.settings().in_cloud:
+        return False
+    return config.stripe_credentials().secret_key is None and identifier.startswith(prefix)
+
+
 def mock_session(session_id: str) -> dict[str, Any]:
     """The pending payment behind a mock checkout session: only locally, and only without a Stripe key."""
-    if config.settings().in_cloud:
-        raise NotFound("No such checkout session")  # never in the cloud, whatever the secrets say
-    if config.stripe_credentials().secret_key is not None or not session_id.startswith(MOCK_SESSION_PREFIX):
+    if not is_mock(session_id, MOCK_SESSION_PREFIX):
         raise NotFound("No such checkout session")
     with db.transaction() as conn:
         payment = db.lock_payment(conn, payment_id=None, session_id=session_id, payment_intent=None)
@@ -444,25 +464,36 @@ def mock_pay(session_id: str, webhook_url: str) -> dict[str, Any]:
         "metadata": {"paymentId": str(payment["id"]), "userId": str(payment["user_id"])},
         "payment_intent": "pi_mock_" + secrets.token_hex(12),
     }
-    event = {
+    status = send_signed_event(webhook_url, "checkout.session.completed", session)
+    return {"status": status, "payment": payment}
+
+
+def send_signed_event(
+    webhook_url: str, event_type: str, obj: dict[str, Any], *, secret: str | None = None, account: str | None = None
+) -> int:
+    """Does what Stripe does for the local mocks: POSTs our webhook endpoint (`webhook_url`, this server's own,
+    origins.own_webhook_url) an event about `obj`, signed with the webhook secret (or `secret`: the Connect one for
+    an event on the connected `account`). Returns the endpoint's status."""
+    event: dict[str, Any] = {
         "id": "evt_mock_" + secrets.token_hex(12),
         "object": "event",
         "api_version": "2024-06-20",
         "created": int(time.time()),
         "livemode": False,
-        "type": "checkout.session.completed",
-        "data": {"object": session},
+        "type": event_type,
+        "data": {"object": obj},
     }
+    if account is not None:
+        event["account"] = account  # an event on a connected account, as Connect endpoints receive them
     payload = json.dumps(event)
     request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
         webhook_url,
         data=payload.encode(),
         headers={
             "Content-Type": "application/json",
-            "Stripe-Signature": sign_payload(payload, config.stripe_credentials().webhook_secret),
+            "Stripe-Signature": sign_payload(payload, secret or config.stripe_credentials().webhook_secret),
         },
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own webhook URL
-        status = response.status
-    return {"status": status, "payment": payment}
+        return int(response.status)

@@ -10,10 +10,7 @@ with the same Idempotency-Key. A reversed transfer (`transfer.reversed`) returns
 Without a Stripe key (only ever locally) a mock onboarding page stands in for Stripe's and sends our webhook a signed
 `account.updated`, and transfers are made up on the spot."""
 
-import json
 import secrets
-import time
-import urllib.request
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -292,9 +289,7 @@ def _payout_of_transfer(conn: db.Conn, transfer_id: str | None, payout_id: UUID 
 
 def mock_account(account_id: str) -> dict[str, Any]:
     """The earnings account behind a mock connected account: only locally, and only without a Stripe key."""
-    if config.settings().in_cloud:
-        raise NotFound("No such onboarding")  # never in the cloud, whatever the secrets say
-    if config.stripe_credentials().secret_key is not None or not account_id.startswith(MOCK_ACCOUNT_PREFIX):
+    if not payments.is_mock(account_id, MOCK_ACCOUNT_PREFIX):
         raise NotFound("No such onboarding")
     account = db.account_for_stripe_id(account_id)
     if account is None:
@@ -306,35 +301,16 @@ def mock_complete_onboarding(account_id: str, webhook_url: str) -> int:
     """Does what Stripe does when an owner finishes onboarding: sends our webhook endpoint (`webhook_url`) an
     `account.updated` with payouts enabled, signed with the Connect webhook secret. Returns the endpoint's status."""
     account = mock_account(account_id)
-    event = {
-        "id": "evt_mock_" + secrets.token_hex(12),
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": int(time.time()),
-        "livemode": False,
-        "account": account_id,  # an event on a connected account, as Connect endpoints receive them
-        "type": "account.updated",
-        "data": {
-            "object": {
-                "id": account_id,
-                "object": "account",
-                "type": "express",
-                "charges_enabled": True,
-                "payouts_enabled": True,
-                "details_submitted": True,
-                "capabilities": {"transfers": "active"},
-                "metadata": {"userId": str(account["user_id"])},
-            }
-        },
+    account_object = {
+        "id": account_id,
+        "object": "account",
+        "type": "express",
+        "charges_enabled": True,
+        "payouts_enabled": True,
+        "details_submitted": True,
+        "capabilities": {"transfers": "active"},
+        "metadata": {"userId": str(account["user_id"])},
     }
-    payload = json.dumps(event)
     secret = config.connect_credentials().connect_webhook_secret
     assert secret is not None
-    request = urllib.request.Request(  # noqa: S310 - our own webhook URL, http(s) from configuration
-        webhook_url,
-        data=payload.encode(),
-        headers={"Content-Type": "application/json", "Stripe-Signature": payments.sign_payload(payload, secret)},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own webhook URL
-        return int(response.status)
+    return payments.send_signed_event(webhook_url, "account.updated", account_object, secret=secret, account=account_id)

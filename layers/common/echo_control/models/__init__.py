@@ -22,6 +22,14 @@ from echo_control.models.apps import (
     UsageOut,
     UsageTotals,
 )
+from echo_control.models.auto_top_up import (
+    AutoTopUpCharge,
+    AutoTopUpChargeStatus,
+    AutoTopUpIn,
+    AutoTopUpOut,
+    SavedCard,
+    SetupLinkOut,
+)
 from echo_control.models.base import (
     ADJUSTMENT_PATTERN,
     COST_PATTERN,
@@ -227,6 +235,10 @@ __all__ = [
     "AppEarningsOut",
     "AppMoney",
     "AppPrices",
+    "AutoTopUpCharge",
+    "AutoTopUpChargeStatus",
+    "AutoTopUpIn",
+    "AutoTopUpOut",
     "AwareDateTime",
     "BalanceAdjust",
     "BalanceAlertsIn",
@@ -309,10 +321,12 @@ __all__ = [
     "ProviderName",
     "Reason",
     "RequestModel",
+    "SavedCard",
     "SeedAppStats",
     "SeedEchoApp",
     "SeedPaymentLink",
     "SeedText",
+    "SetupLinkOut",
     "SpendLimit",
     "TokenOut",
     "Tokens",

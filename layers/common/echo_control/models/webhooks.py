@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints
 
@@ -17,6 +17,7 @@ EventType = Literal[
     "payout.paid",
     "payout.failed",
     "dispute.created",
+    "auto_top_up.failed",
 ]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 MAX_WEBHOOK_URL_LENGTH = 2048
@@ -29,7 +30,9 @@ WebhookUrl = Annotated[
 
 class WebhookCreate(RequestModel):
     url: WebhookUrl
-    events: list[EventType] = Field(min_length=1, max_length=8, description="Event types to receive (no repeats)")
+    events: list[EventType] = Field(
+        min_length=1, max_length=len(get_args(EventType)), description="Event types to receive (no repeats)"
+    )
 
 
 class WebhookOut(CamelModel):
