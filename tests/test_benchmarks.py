@@ -4,6 +4,7 @@ next time someone measures. What a benchmark measures is not asserted (figures b
 afterwards (balances reconciled, every endpoint answered) is."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_cold_start_benchmark_runs_on_the_built_function(database_url: str) -> N
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "RecordTransactionFunction" in done.stdout and "INIT median of medians" in done.stdout, done.stdout
+    assert "INIT + first call median of medians" in done.stdout, done.stdout
+    where = done.stdout.split("where the imports of RecordTransactionFunction's start go", 1)[-1]
+    assert re.search(r"^  psycopg\s+[\d.]+ ms", where, re.MULTILINE), done.stdout  # it says where the time goes
 
 
 def test_long_constant_statements_are_parsed_once_per_container(database_url: str) -> None:

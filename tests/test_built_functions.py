@@ -114,3 +114,54 @@ def test_a_built_function_starts_without_scanning_for_pydantic_plugins(built: No
             check=True,
         )
         assert done.stdout.strip() == str(not scanned), setting
+
+
+START_PROBE = """
+import json, sys
+import awslambdaric.bootstrap
+import app
+from echo_control import deferred_imports
+
+started = {"loaded": sorted(m for m in UNUSED if m in sys.modules),
+           "opened": [p for p in deferred_imports.DEFERRED if deferred_imports.is_open(p)]}
+import asyncio, asyncio.exceptions  # what the start left unopened still works, with the very same objects
+from aws_lambda_powertools.event_handler import AppSyncResolver
+from aws_lambda_powertools.event_handler.appsync import AppSyncResolver as Defined
+from aws_lambda_powertools.utilities import data_classes
+
+asyncio.run(asyncio.sleep(0))
+same = [asyncio.CancelledError is asyncio.exceptions.CancelledError, AppSyncResolver is Defined,
+        data_classes.SQSEvent.__module__.endswith("sqs_event")]
+opened_later = all(map(deferred_imports.is_open, deferred_imports.DEFERRED))
+print(json.dumps({**started, "same": same, "opened_later": opened_later}))
+"""
+# What RecordTransaction never uses: the rest of asyncio (its event loop, ssl), Powertools' other resolvers and
+# event classes, and the models of other routes.
+UNUSED = (
+    "asyncio.base_events",
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.event_handler.bedrock_agent",
+    "aws_lambda_powertools.utilities.data_classes.sqs_event",
+    "echo_control.models.apps",
+    "echo_control.models.webhooks",
+)
+
+
+def test_a_built_function_starts_without_the_packages_it_never_uses(built: None) -> None:
+    """echo_control.deferred_imports and the models' lazy names keep a function's start to what it uses (cold
+    starts, bench/cold_start.py); whatever is taken later loads then, as the same objects."""
+    logical_id = "RecordTransactionFunction"
+    done = subprocess.run(
+        [str(emulator.RUNTIME_PYTHON), "-c", f"UNUSED = {UNUSED!r}\n{START_PROBE}"],
+        cwd=emulator.BUILD_DIR / logical_id,
+        env=emulator.function_environment(logical_id, sam_local=False),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "loaded": [],
+        "opened": [],
+        "same": [True, True, True],
+        "opened_later": True,
+    }

@@ -21,6 +21,29 @@ def test_the_layer_package_resolves_from_layers_common() -> None:
     assert not (ROOT / "layers" / "common" / "python").exists()
 
 
+def test_every_model_name_is_found_in_the_module_that_defines_it() -> None:
+    """echo_control.models imports a name's module when the name is first taken: its table of modules holds exactly
+    the names its imports for type checkers list, and each resolves to that module's object."""
+    import ast
+    import importlib
+
+    from echo_control import models
+
+    source = Path(models.__file__).read_text()
+    checked = next(node for node in ast.parse(source).body if isinstance(node, ast.If))  # if TYPE_CHECKING:
+    declared = {
+        alias.name: node.module.rsplit(".", 1)[1]
+        for node in checked.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert declared == models._MODULE_OF and sorted(models.__all__) == sorted(declared)
+    for name, module in declared.items():
+        assert getattr(models, name) is getattr(importlib.import_module(f"echo_control.models.{module}"), name)
+    with pytest.raises(AttributeError):
+        _ = models.NoSuchModel
+
+
 def test_every_function_has_an_app_with_a_lambda_handler_and_the_common_layer() -> None:
     api = template.load()
     doc = (ROOT / "template.yaml").read_text()

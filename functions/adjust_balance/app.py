@@ -2,12 +2,9 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import ledger
 from echo_control.errors import Forbidden
-from echo_control.http import SESSION, created, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, Body, Response, created, entrypoint, make_resolver, user_caller
 from echo_control.models import BalanceAdjust, BalanceOut
 
 app = make_resolver()

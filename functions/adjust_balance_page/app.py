@@ -1,10 +1,8 @@
 """POST /balance/adjust — an admin adjusts a user's balance, found by email, with a reason."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import db, ledger, pages
 from echo_control.errors import Forbidden, NotFound
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import BalanceAdjust
 
 app = pages.page_resolver()

@@ -1,9 +1,7 @@
 """POST /credits — the buy-credits form: creates a payment link and sends the person to checkout."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import pages, payments
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import PaymentLinkIn
 
 app = pages.page_resolver()

@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import origins, pages, payments, payouts
-from echo_control.http import entrypoint, make_resolver
+from echo_control.http import Path, Response, entrypoint, make_resolver
 
 app = make_resolver()
 

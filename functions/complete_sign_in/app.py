@@ -1,11 +1,9 @@
 """GET /auth/callback — where the identity provider sends the browser back (oidc mode): checks the state,
 exchanges the code, verifies the ID token (oidc.complete) and starts our own revocable session."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auth, config, oidc, pages
 from echo_control.errors import NotFound
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import keys
-from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
+from echo_control.http import SESSION, Body, Response, entrypoint, json_response, make_resolver, user_caller
 from echo_control.models import ApiKeyCreate, ApiKeyCreated
 
 app = make_resolver()

@@ -1,9 +1,7 @@
 """POST /dashboard/apps — the dashboard's create-app form."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import apps, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import EchoAppCreate
 
 app = pages.page_resolver()

@@ -1,9 +1,7 @@
 """POST /cli-auth — make a key for the chosen app, then back to /cli-auth, which shows it this once."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import keys, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import ApiKeyCreate
 
 app = pages.page_resolver()

@@ -2,12 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import credit_codes
 from echo_control.errors import Forbidden
-from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
+from echo_control.http import SESSION, Body, Response, entrypoint, json_response, make_resolver, user_caller
 from echo_control.models import CreditCodeCreate, CreditCodeOut
 
 app = make_resolver()

@@ -1,10 +1,8 @@
 """POST /admin/credit-codes — an admin makes a credit code from the codes page, which then shows it."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import credit_codes, pages
 from echo_control.errors import Forbidden
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import CreditCodeCreate
 
 app = pages.page_resolver()

@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import auth
-from echo_control.http import entrypoint, make_resolver
+from echo_control.http import Body, entrypoint, make_resolver
 from echo_control.models import DevSessionIn, DevSessionOut, UserOut
 
 app = make_resolver()

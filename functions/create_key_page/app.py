@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import keys, pages
-from echo_control.http import entrypoint
+from echo_control.http import Path, Response, entrypoint
 from echo_control.models import ApiKeyCreate
 
 app = pages.page_resolver()

@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import origins, payments
-from echo_control.http import SESSION_OR_API_KEY, caller, entrypoint, json_response, make_resolver
+from echo_control.http import SESSION_OR_API_KEY, Body, Response, caller, entrypoint, json_response, make_resolver
 from echo_control.models import PaymentLinkIn, PaymentLinkOut
 
 app = make_resolver()

@@ -2,11 +2,17 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import observability, payouts
-from echo_control.http import SESSION, IdempotencyKey, entrypoint, json_response, make_resolver, user_caller
+from echo_control.http import (
+    SESSION,
+    Body,
+    IdempotencyKey,
+    Response,
+    entrypoint,
+    json_response,
+    make_resolver,
+    user_caller,
+)
 from echo_control.models import PayoutCreate, PayoutOut
 
 app = make_resolver()

@@ -2,11 +2,9 @@
 
 import uuid
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import pages, payouts
 from echo_control.errors import BadGateway
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import PayoutCreate
 
 app = pages.page_resolver()

@@ -1,9 +1,7 @@
 """POST /api/stripe/setup-link — Stripe Checkout in setup mode: saves a card for automatic top-up (off-session)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auto_top_up, origins
-from echo_control.http import SESSION, entrypoint, json_response, make_resolver, user_caller
+from echo_control.http import SESSION, Response, entrypoint, json_response, make_resolver, user_caller
 from echo_control.models import SetupLinkOut
 
 app = make_resolver()

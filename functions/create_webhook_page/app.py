@@ -1,10 +1,8 @@
 """POST /webhooks — add an endpoint, then back to the webhooks page, which shows its secret this once."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import developer_webhooks, pages
 from echo_control.errors import Unprocessable
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import WebhookCreate
 
 app = pages.page_resolver()

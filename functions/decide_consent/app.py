@@ -1,10 +1,8 @@
 """POST /oauth/authorize — Sign in with Echo: Allow (back to the app with a code) or Deny (with access_denied)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import oauth, pages
 from echo_control.errors import BadRequest
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import ledger, pages
-from echo_control.http import entrypoint
+from echo_control.http import Query, Response, entrypoint
 from echo_control.models import MAX_PAGE_SIZE
 
 app = pages.page_resolver()

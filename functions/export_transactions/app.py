@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import analytics, apps
-from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, Query, Response, entrypoint, make_resolver, user_caller
 from echo_control.models import NO_NUL, DateOrTime
 
 app = make_resolver()

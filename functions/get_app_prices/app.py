@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import apps
-from echo_control.http import SESSION_OR_API_KEY, caller, entrypoint, make_resolver
+from echo_control.http import SESSION_OR_API_KEY, Path, caller, entrypoint, make_resolver
 from echo_control.models import NO_NUL, AppPrices
 
 app = make_resolver()

@@ -3,11 +3,8 @@ the app, as the seed's SDK asks; an API key's own app is added by default)."""
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import apps, auth
-from echo_control.http import JSON, SESSION_OR_API_KEY, ActingUserId, caller, entrypoint, make_resolver
+from echo_control.http import JSON, SESSION_OR_API_KEY, ActingUserId, Query, Response, caller, entrypoint, make_resolver
 from echo_control.models import NO_NUL, AppBalanceOut
 
 app = make_resolver()

@@ -3,10 +3,8 @@ customer gets the app's public view (id, name, description, markup)."""
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import apps
-from echo_control.http import SESSION_OR_API_KEY, caller, entrypoint, make_resolver
+from echo_control.http import SESSION_OR_API_KEY, Path, caller, entrypoint, make_resolver
 from echo_control.models import NO_NUL, EchoAppDetail, EchoAppPublic
 
 app = make_resolver()

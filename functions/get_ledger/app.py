@@ -5,11 +5,8 @@ app's) must not read; a key is 403 `user_session_required`, as on /api/transacti
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import auth, ledger
-from echo_control.http import JSON, SESSION, ActingUserId, entrypoint, make_resolver, user_caller
+from echo_control.http import JSON, SESSION, ActingUserId, Query, Response, entrypoint, make_resolver, user_caller
 from echo_control.models import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, NO_NUL, LedgerPage
 
 app = make_resolver()

@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import apps
-from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, Path, entrypoint, make_resolver, user_caller
 from echo_control.models import NO_NUL, CustomerList
 
 app = make_resolver()

@@ -3,10 +3,8 @@ a page at a time."""
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import pricing
-from echo_control.http import entrypoint, make_resolver
+from echo_control.http import Query, entrypoint, make_resolver
 from echo_control.models import MAX_MODELS_PAGE_SIZE, MODELS_PAGE_SIZE, NO_NUL, ModelPriceList
 
 app = make_resolver()

@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from echo_control import apps, auth, ledger
-from echo_control.http import SESSION, ActingUserId, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, ActingUserId, Query, entrypoint, make_resolver, user_caller
 from echo_control.models import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,

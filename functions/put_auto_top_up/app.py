@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import auto_top_up
-from echo_control.http import SESSION, entrypoint, make_resolver, user_caller
+from echo_control.http import SESSION, Body, entrypoint, make_resolver, user_caller
 from echo_control.models import AutoTopUpIn, AutoTopUpOut
 
 app = make_resolver()

@@ -2,11 +2,8 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
-
 from echo_control import events, ledger, observability
-from echo_control.http import API_KEY, IdempotencyKey, created, entrypoint, key_caller, make_resolver
+from echo_control.http import API_KEY, Body, IdempotencyKey, Response, created, entrypoint, key_caller, make_resolver
 from echo_control.models import TransactionCreate, TransactionRecorded
 
 app = make_resolver()

@@ -1,9 +1,7 @@
 """POST /balance/redeem — redeem a credit code from the balance page (post/redirect/get); a refused code says why."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import credit_codes, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import CreditCodeRedeem
 
 app = pages.page_resolver()

@@ -2,10 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from echo_control import holds
-from echo_control.http import API_KEY, entrypoint, key_caller, make_resolver
+from echo_control.http import API_KEY, Path, entrypoint, key_caller, make_resolver
 from echo_control.models import NO_NUL, HoldReleased
 
 app = make_resolver()

@@ -2,11 +2,8 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Form
-
 from echo_control import oauth, origins
-from echo_control.http import entrypoint, oauth_answer, oauth_form, oauth_resolver
+from echo_control.http import Form, Response, entrypoint, oauth_answer, oauth_form, oauth_resolver
 from echo_control.models import OAuthErrorOut
 
 app = oauth_resolver()

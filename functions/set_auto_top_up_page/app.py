@@ -1,9 +1,7 @@
 """POST /balance/auto-top-up — the balance page's automatic top-up form: on or off, threshold, amount, monthly limit."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auto_top_up, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import AutoTopUpIn
 
 app = pages.page_resolver()

@@ -1,9 +1,7 @@
 """POST /webhooks/balance-alert — set or clear the low-balance threshold from the webhooks page."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import developer_webhooks, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import BalanceAlertsIn
 
 app = pages.page_resolver()

@@ -2,11 +2,8 @@
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-
 from echo_control import holds, observability
-from echo_control.http import API_KEY, created, entrypoint, key_caller, make_resolver
+from echo_control.http import API_KEY, Body, Path, Response, created, entrypoint, key_caller, make_resolver
 from echo_control.models import NO_NUL, HoldSettled, TransactionCreate
 
 app = make_resolver()

@@ -1,9 +1,7 @@
 """GET /api/docs — Swagger UI over the OpenAPI document (public)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import openapi
-from echo_control.http import entrypoint, make_resolver
+from echo_control.http import Response, entrypoint, make_resolver
 
 app = make_resolver()
 

@@ -1,9 +1,7 @@
 """GET /cli-auth — where the CLI's login sends a person: pick an app, get a key to paste into the CLI (shown once)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import apps, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

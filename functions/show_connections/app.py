@@ -1,9 +1,7 @@
 """GET /connections — the apps a person signed in to with Echo, each with Disconnect."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import connections, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -1,9 +1,7 @@
 """GET /oauth/authorize — Sign in with Echo: the consent page naming the app, its owner, markup and what it may do."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import connections, oauth, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -1,10 +1,8 @@
 """GET /admin/credit-codes — admins only: the credit codes with their uses, and a form to make one."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import credit_codes, pages
 from echo_control.errors import Forbidden
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

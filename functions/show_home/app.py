@@ -1,9 +1,7 @@
 """GET / — the dashboard for a signed-in person, sign-in otherwise."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -2,10 +2,8 @@
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import pages
-from echo_control.http import entrypoint, error_response
+from echo_control.http import Response, entrypoint, error_response
 
 app = pages.page_resolver()
 

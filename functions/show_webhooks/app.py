@@ -1,10 +1,8 @@
 """GET /webhooks — the person's webhook endpoints (a new one's secret shown once), the form to add one, and the
 low-balance alert."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import developer_webhooks, events, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -2,10 +2,8 @@
 
 from urllib.parse import urlencode
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auth, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 from echo_control.models import DevSessionIn
 
 app = pages.page_resolver()

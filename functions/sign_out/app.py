@@ -1,10 +1,8 @@
 """POST /sign-out — ends the session (its token is refused from now on, as cookie and as bearer) and forgets the
 cookie."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auth, config, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

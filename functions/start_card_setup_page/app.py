@@ -1,9 +1,7 @@
 """POST /balance/card — the balance page's "Save a card": to Stripe Checkout in setup mode (or the mock)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import auto_top_up, pages
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 

@@ -1,9 +1,7 @@
 """POST /earnings/onboarding — the earnings page's "Set up payouts": to Stripe's Connect onboarding (or the mock)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from echo_control import pages, payouts
-from echo_control.http import entrypoint
+from echo_control.http import Response, entrypoint
 
 app = pages.page_resolver()
 
